@@ -1,0 +1,565 @@
+#include "cmd.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "err.h"
+
+/* Body field letters:
+ *   n name   s site   o owner   h host   i iface   a addr   t text
+ *   p pool   u uplink v svlan   m managed   k image   l lease_ms
+ *   g gen    f force  b ok      S sites
+ */
+static const struct {
+    const char *name;
+    const char *fields;
+} types[PROTO_CMD_TYPE_MAX + 1] = {
+    [PROTO_CMD_SITE_ADD] = {"site-add", "npuvma"},
+    [PROTO_CMD_SITE_UPDATE] = {"site-update", "npuvma"},
+    [PROTO_CMD_SITE_REMOVE] = {"site-remove", "nf"},
+    [PROTO_CMD_POOL_SET] = {"pool-set", "np"},
+    [PROTO_CMD_HOST_ADD] = {"host-add", "nsi"},
+    [PROTO_CMD_HOST_REMOVE] = {"host-remove", "n"},
+    [PROTO_CMD_SERVICE_ADD] = {"service-add", "n"},
+    [PROTO_CMD_SERVICE_REMOVE] = {"service-remove", "n"},
+    [PROTO_CMD_CLUSTER_CREATE] = {"cluster-create", "noklS"},
+    [PROTO_CMD_CLUSTER_EXTEND] = {"cluster-extend", "ns"},
+    [PROTO_CMD_CLUSTER_SHRINK] = {"cluster-shrink", "ns"},
+    [PROTO_CMD_CLUSTER_RENEW] = {"cluster-renew", "nl"},
+    [PROTO_CMD_CLUSTER_RELEASE] = {"cluster-release", "nf"},
+    [PROTO_CMD_LEASE_SWEEP] = {"lease-sweep", ""},
+    [PROTO_CMD_ATTACH] = {"attach", "nhi"},
+    [PROTO_CMD_DETACH] = {"detach", "nhi"},
+    [PROTO_CMD_APPLY_REPORT] = {"apply-report", "nsgbt"},
+};
+
+/* Longest lease: ten years, so deadlines never overflow. */
+#define LEASE_MAX_MS (10ull * 366 * 24 * 3600 * 1000)
+
+const char *proto_cmd_name(int type)
+{
+    return type >= 1 && type <= PROTO_CMD_TYPE_MAX ? types[type].name : NULL;
+}
+
+const char *proto_cmd_fields(int type)
+{
+    return type >= 1 && type <= PROTO_CMD_TYPE_MAX ? types[type].fields
+                                                   : NULL;
+}
+
+void proto_cmd_init(struct proto_cmd *cmd, int type)
+{
+    static const struct mp_str empty = {"", 0};
+    memset(cmd, 0, offsetof(struct proto_cmd, sites));
+    cmd->type = (uint8_t)type;
+    cmd->req_id = cmd->origin = cmd->name = cmd->site = empty;
+    cmd->owner = cmd->host = cmd->iface = cmd->addr = cmd->text = empty;
+}
+
+static const char *uplinks[] = {"xponder", "vpls", "qinq"};
+static const char *images[] = {"certified", "user"};
+
+const char *proto_uplink_name(int u)
+{
+    return u >= 0 && u <= UPLINK_QINQ ? uplinks[u] : "?";
+}
+
+int proto_uplink_parse(const char *s)
+{
+    for (int i = 0; i <= UPLINK_QINQ; i++)
+        if (strcmp(s, uplinks[i]) == 0)
+            return i;
+    return VC_EINVAL;
+}
+
+const char *proto_image_name(int k)
+{
+    return k >= 0 && k <= IMAGE_USER ? images[k] : "?";
+}
+
+int proto_image_parse(const char *s)
+{
+    for (int i = 0; i <= IMAGE_USER; i++)
+        if (strcmp(s, images[i]) == 0)
+            return i;
+    return VC_EINVAL;
+}
+
+static bool name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
+bool proto_name_ok(struct mp_str s)
+{
+    if (s.n < 1 || s.n > VC_NAME_MAX || !name_char(s.p[0]) ||
+        s.p[0] == '.' || s.p[0] == '_' || s.p[0] == '-')
+        return false;
+    for (uint32_t i = 1; i < s.n; i++)
+        if (!name_char(s.p[i]))
+            return false;
+    return true;
+}
+
+bool proto_ifname_ok(struct mp_str s)
+{
+    if (s.n < 1 || s.n > VC_IFNAME_MAX || mp_str_eq(s, ".") ||
+        mp_str_eq(s, ".."))
+        return false;
+    for (uint32_t i = 0; i < s.n; i++) {
+        unsigned char c = (unsigned char)s.p[i];
+        if (c <= ' ' || c >= 0x7f || c == '/' || c == ':')
+            return false;
+    }
+    return true;
+}
+
+/* Printable text without control characters; UTF-8 bytes pass. */
+static bool text_ok(struct mp_str s, uint32_t max, bool spaces)
+{
+    if (s.n > max)
+        return false;
+    for (uint32_t i = 0; i < s.n; i++) {
+        unsigned char c = (unsigned char)s.p[i];
+        if (c < ' ' || c == 0x7f || (!spaces && c == ' '))
+            return false;
+    }
+    return true;
+}
+
+#define BAD(...)                                   \
+    do {                                           \
+        snprintf(errmsg, errlen, __VA_ARGS__);     \
+        return VC_EINVAL;                          \
+    } while (0)
+
+static int check_sites(const struct proto_cmd *c, char *errmsg,
+                       size_t errlen)
+{
+    if (c->nsites < 1 || c->nsites > VC_SITES_MAX)
+        BAD("sites: need 1 to %d sites, got %u", VC_SITES_MAX, c->nsites);
+    for (uint32_t i = 0; i < c->nsites; i++) {
+        if (!proto_name_ok(c->sites[i]))
+            BAD("sites: bad site name \"%.*s\"", (int)c->sites[i].n,
+                c->sites[i].p);
+        for (uint32_t j = 0; j < i; j++)
+            if (c->sites[j].n == c->sites[i].n &&
+                memcmp(c->sites[j].p, c->sites[i].p, c->sites[i].n) == 0)
+                BAD("sites: \"%.*s\" listed twice", (int)c->sites[i].n,
+                    c->sites[i].p);
+    }
+    return 0;
+}
+
+static int check_field(const struct proto_cmd *c, char f, char *errmsg,
+                       size_t errlen)
+{
+    switch (f) {
+    case 'n':
+        if (!proto_name_ok(c->name))
+            BAD("name: \"%.*s\" is not a valid name (1-63 of A-Z a-z 0-9 "
+                ". _ -, starting with a letter or digit)",
+                (int)(c->name.n > 80 ? 80 : c->name.n), c->name.p);
+        return 0;
+    case 's':
+        if (!proto_name_ok(c->site))
+            BAD("site: \"%.*s\" is not a valid site name",
+                (int)(c->site.n > 80 ? 80 : c->site.n), c->site.p);
+        return 0;
+    case 'h':
+        if (!proto_name_ok(c->host))
+            BAD("host: \"%.*s\" is not a valid host name",
+                (int)(c->host.n > 80 ? 80 : c->host.n), c->host.p);
+        return 0;
+    case 'o':
+        if (c->owner.n < 1 || !text_ok(c->owner, VC_NAME_MAX, false))
+            BAD("owner: must be 1-63 printable characters without spaces");
+        return 0;
+    case 'i':
+        if (!proto_ifname_ok(c->iface))
+            BAD("iface: \"%.*s\" is not a valid interface name (1-15 "
+                "characters, no '/', ':' or spaces)",
+                (int)(c->iface.n > 80 ? 80 : c->iface.n), c->iface.p);
+        return 0;
+    case 'a':
+        if (!text_ok(c->addr, VC_ADDR_MAX, false))
+            BAD("addr: must be at most %d printable characters",
+                VC_ADDR_MAX);
+        return 0;
+    case 't':
+        if (!text_ok(c->text, VC_MSG_MAX, true))
+            BAD("text: must be at most %d printable characters",
+                VC_MSG_MAX);
+        return 0;
+    case 'u':
+        if (c->uplink > UPLINK_QINQ)
+            BAD("uplink: %u is not xponder, vpls or qinq", c->uplink);
+        if (c->uplink == UPLINK_QINQ && (c->svlan < 1 || c->svlan > 4094))
+            BAD("uplink: qinq needs an outer S-VLAN in 1..4094");
+        return 0;
+    case 'v':
+        if (c->uplink != UPLINK_QINQ && c->svlan != 0)
+            BAD("svlan: only a qinq uplink has an outer S-VLAN");
+        return 0;
+    case 'p':
+        if (vlanset_has(&c->pool, 0) || vlanset_has(&c->pool, 4095))
+            BAD("pool: VLAN IDs must be in 1..4094");
+        return 0;
+    case 'k':
+        if (c->image > IMAGE_USER)
+            BAD("image: %u is not certified or user", c->image);
+        return 0;
+    case 'l':
+        if (c->lease_ms < 1000 || c->lease_ms > LEASE_MAX_MS)
+            BAD("lease: must be between 1 s and 10 years");
+        return 0;
+    case 'S':
+        return check_sites(c, errmsg, errlen);
+    default: /* g f b m: any value is fine */
+        return 0;
+    }
+}
+
+int proto_cmd_validate(const struct proto_cmd *c, char *errmsg,
+                       size_t errlen)
+{
+    const char *fields = proto_cmd_fields(c->type);
+    if (!fields)
+        BAD("unknown command type %u", c->type);
+    if (!text_ok(c->req_id, VC_REQID_MAX, false))
+        BAD("request id: at most %d printable characters without spaces",
+            VC_REQID_MAX);
+    if (!text_ok(c->origin, VC_NAME_MAX, false))
+        BAD("origin: at most %d printable characters", VC_NAME_MAX);
+    for (const char *f = fields; *f; f++) {
+        int rv = check_field(c, *f, errmsg, errlen);
+        if (rv != 0)
+            return rv;
+    }
+    return 0;
+}
+
+/* --- encoding ---------------------------------------------------------- */
+
+static int pack_range(unsigned lo, unsigned hi, void *arg)
+{
+    msgpack_packer *pk = arg;
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_uint16(pk, (uint16_t)lo);
+    msgpack_pack_uint16(pk, (uint16_t)hi);
+    return 0;
+}
+
+static int count_range(unsigned lo, unsigned hi, void *arg)
+{
+    (void)lo;
+    (void)hi;
+    (*(uint32_t *)arg)++;
+    return 0;
+}
+
+static void pack_pool(msgpack_packer *pk, const struct vlanset *s)
+{
+    uint32_t n = 0;
+    vlanset_ranges(s, count_range, &n);
+    msgpack_pack_array(pk, n);
+    vlanset_ranges(s, pack_range, pk);
+}
+
+static void pack_field(msgpack_packer *pk, const struct proto_cmd *c, char f)
+{
+    switch (f) {
+    case 'n': mp_pack_str(pk, c->name); break;
+    case 's': mp_pack_str(pk, c->site); break;
+    case 'o': mp_pack_str(pk, c->owner); break;
+    case 'h': mp_pack_str(pk, c->host); break;
+    case 'i': mp_pack_str(pk, c->iface); break;
+    case 'a': mp_pack_str(pk, c->addr); break;
+    case 't': mp_pack_str(pk, c->text); break;
+    case 'p': pack_pool(pk, &c->pool); break;
+    case 'u': msgpack_pack_uint8(pk, c->uplink); break;
+    case 'v': msgpack_pack_uint16(pk, c->svlan); break;
+    case 'k': msgpack_pack_uint8(pk, c->image); break;
+    case 'l': msgpack_pack_uint64(pk, c->lease_ms); break;
+    case 'g': msgpack_pack_uint64(pk, c->gen); break;
+    case 'm': c->managed ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
+    case 'f': c->force ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
+    case 'b': c->ok ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
+    case 'S':
+        msgpack_pack_array(pk, c->nsites);
+        for (uint32_t i = 0; i < c->nsites; i++)
+            mp_pack_str(pk, c->sites[i]);
+        break;
+    }
+}
+
+void proto_cmd_pack(msgpack_packer *pk, const struct proto_cmd *c)
+{
+    const char *fields = proto_cmd_fields(c->type);
+    msgpack_pack_array(pk, 5);
+    msgpack_pack_uint8(pk, c->type);
+    mp_pack_str(pk, c->req_id);
+    msgpack_pack_uint64(pk, c->time_ms);
+    mp_pack_str(pk, c->origin);
+    msgpack_pack_array(pk, (uint32_t)strlen(fields ? fields : ""));
+    for (const char *f = fields; f && *f; f++)
+        pack_field(pk, c, *f);
+}
+
+int proto_batch_encode(const struct proto_cmd *cmds, size_t n,
+                       struct mp_buf *out, char *errmsg, size_t errlen)
+{
+    msgpack_packer pk;
+    if (n < 1 || n > VC_BATCH_MAX) {
+        snprintf(errmsg, errlen, "batch of %zu commands (1..%d allowed)", n,
+                 VC_BATCH_MAX);
+        return VC_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int rv = proto_cmd_validate(&cmds[i], errmsg, errlen);
+        if (rv != 0)
+            return rv;
+    }
+    size_t start = out->len;
+    mp_packer_init(&pk, out);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint8(&pk, PROTO_LOG_VERSION);
+    msgpack_pack_array(&pk, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        proto_cmd_pack(&pk, &cmds[i]);
+    if (out->oom) {
+        snprintf(errmsg, errlen, "out of memory encoding a batch");
+        return VC_ENOMEM;
+    }
+    if (out->len - start > PROTO_ENTRY_MAX) {
+        out->len = start;
+        snprintf(errmsg, errlen, "batch exceeds %u bytes", PROTO_ENTRY_MAX);
+        return VC_ETOOBIG;
+    }
+    return 0;
+}
+
+/* --- decoding ---------------------------------------------------------- */
+
+static int unpack_pool(const msgpack_object *o, struct vlanset *s)
+{
+    const msgpack_object *items, *pair;
+    uint32_t n, two;
+    uint64_t lo, hi, prev = 0;
+    vlanset_clear(s);
+    if (mp_get_array(o, 0, 2048, &items, &n) != 0)
+        return VC_EMALFORMED;
+    for (uint32_t i = 0; i < n; i++) {
+        if (mp_get_array(&items[i], 2, 2, &pair, &two) != 0 ||
+            mp_get_uint(&pair[0], VLAN_MAX, &lo) != 0 ||
+            mp_get_uint(&pair[1], VLAN_MAX, &hi) != 0 || lo < VLAN_MIN ||
+            hi < lo || lo <= prev)
+            return VC_EMALFORMED;
+        vlanset_add_range(s, (unsigned)lo, (unsigned)hi);
+        prev = hi;
+    }
+    return 0;
+}
+
+static int unpack_sites(const msgpack_object *o, struct proto_cmd *c)
+{
+    const msgpack_object *items;
+    if (mp_get_array(o, 0, VC_SITES_MAX, &items, &c->nsites) != 0)
+        return VC_EMALFORMED;
+    for (uint32_t i = 0; i < c->nsites; i++)
+        if (mp_get_str(&items[i], VC_NAME_MAX, &c->sites[i]) != 0)
+            return VC_EMALFORMED;
+    return 0;
+}
+
+static int unpack_field(const msgpack_object *o, struct proto_cmd *c, char f)
+{
+    uint64_t v;
+    switch (f) {
+    case 'n': return mp_get_str(o, VC_NAME_MAX, &c->name);
+    case 's': return mp_get_str(o, VC_NAME_MAX, &c->site);
+    case 'o': return mp_get_str(o, VC_NAME_MAX, &c->owner);
+    case 'h': return mp_get_str(o, VC_NAME_MAX, &c->host);
+    case 'i': return mp_get_str(o, VC_IFNAME_MAX, &c->iface);
+    case 'a': return mp_get_str(o, VC_ADDR_MAX, &c->addr);
+    case 't': return mp_get_str(o, VC_MSG_MAX, &c->text);
+    case 'p': return unpack_pool(o, &c->pool);
+    case 'u':
+        if (mp_get_uint(o, UPLINK_QINQ, &v) != 0)
+            return VC_EMALFORMED;
+        c->uplink = (uint8_t)v;
+        return 0;
+    case 'v':
+        if (mp_get_uint(o, VLAN_MAX, &v) != 0)
+            return VC_EMALFORMED;
+        c->svlan = (uint16_t)v;
+        return 0;
+    case 'k':
+        if (mp_get_uint(o, IMAGE_USER, &v) != 0)
+            return VC_EMALFORMED;
+        c->image = (uint8_t)v;
+        return 0;
+    case 'l': return mp_get_u64(o, &c->lease_ms);
+    case 'g': return mp_get_u64(o, &c->gen);
+    case 'm': return mp_get_bool(o, &c->managed);
+    case 'f': return mp_get_bool(o, &c->force);
+    case 'b': return mp_get_bool(o, &c->ok);
+    case 'S': return unpack_sites(o, c);
+    }
+    return VC_EMALFORMED;
+}
+
+int proto_cmd_unpack(const msgpack_object *o, struct proto_cmd *c,
+                     char *errmsg, size_t errlen)
+{
+    const msgpack_object *f, *body;
+    uint32_t n, nbody;
+    uint64_t type;
+    const char *fields;
+    if (mp_get_array(o, 5, 5, &f, &n) != 0 ||
+        mp_get_uint(&f[0], 255, &type) != 0 ||
+        !(fields = proto_cmd_fields((int)type))) {
+        snprintf(errmsg, errlen, "malformed command header");
+        return VC_EMALFORMED;
+    }
+    proto_cmd_init(c, (int)type);
+    if (mp_get_str(&f[1], VC_REQID_MAX, &c->req_id) != 0 ||
+        mp_get_u64(&f[2], &c->time_ms) != 0 ||
+        mp_get_str(&f[3], VC_NAME_MAX, &c->origin) != 0 ||
+        mp_get_array(&f[4], (uint32_t)strlen(fields),
+                     (uint32_t)strlen(fields), &body, &nbody) != 0) {
+        snprintf(errmsg, errlen, "malformed %s command", proto_cmd_name(c->type));
+        return VC_EMALFORMED;
+    }
+    for (uint32_t i = 0; i < nbody; i++) {
+        if (unpack_field(&body[i], c, fields[i]) != 0) {
+            snprintf(errmsg, errlen, "malformed field %u of %s command", i,
+                     proto_cmd_name(c->type));
+            return VC_EMALFORMED;
+        }
+    }
+    return proto_cmd_validate(c, errmsg, errlen);
+}
+
+int proto_batch_decode(const void *data, size_t len, msgpack_zone *zone,
+                       struct proto_cmd *cmds, size_t max, size_t *n,
+                       char *errmsg, size_t errlen)
+{
+    msgpack_object root;
+    const msgpack_object *top, *items;
+    uint32_t ntop, nitems;
+    uint64_t version;
+    int rv;
+    *n = 0;
+    if (len > PROTO_ENTRY_MAX) {
+        snprintf(errmsg, errlen, "entry of %zu bytes exceeds %u", len,
+                 PROTO_ENTRY_MAX);
+        return VC_ETOOBIG;
+    }
+    rv = mp_decode(data, len, zone, &root);
+    if (rv != 0) {
+        snprintf(errmsg, errlen, "entry is not valid bounded msgpack");
+        return rv;
+    }
+    if (mp_get_array(&root, 2, 2, &top, &ntop) != 0 ||
+        mp_get_u64(&top[0], &version) != 0) {
+        snprintf(errmsg, errlen, "entry is not [version, commands]");
+        return VC_EMALFORMED;
+    }
+    if (version != PROTO_LOG_VERSION) {
+        snprintf(errmsg, errlen, "log format version %llu (this build reads %d)",
+                 (unsigned long long)version, PROTO_LOG_VERSION);
+        return VC_EVERSION;
+    }
+    if (mp_get_array(&top[1], 1, VC_BATCH_MAX, &items, &nitems) != 0) {
+        snprintf(errmsg, errlen, "entry holds no command list");
+        return VC_EMALFORMED;
+    }
+    if (nitems > max) {
+        snprintf(errmsg, errlen, "entry holds %u commands, room for %zu",
+                 nitems, max);
+        return VC_ETOOBIG;
+    }
+    for (uint32_t i = 0; i < nitems; i++) {
+        rv = proto_cmd_unpack(&items[i], &cmds[i], errmsg, errlen);
+        if (rv != 0)
+            return rv;
+    }
+    *n = nitems;
+    return 0;
+}
+
+void proto_result_pack(msgpack_packer *pk, const struct proto_result *r)
+{
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_int64(pk, r->code);
+    msgpack_pack_uint16(pk, r->vlan);
+    msgpack_pack_uint64(pk, r->gen);
+    mp_pack_cstr(pk, r->msg);
+}
+
+int proto_result_unpack(const msgpack_object *o, struct proto_result *r)
+{
+    const msgpack_object *f;
+    uint32_t n;
+    uint64_t vlan;
+    struct mp_str msg;
+    if (mp_get_array(o, 4, 4, &f, &n) != 0)
+        return VC_EMALFORMED;
+    if (f[0].type == MSGPACK_OBJECT_NEGATIVE_INTEGER &&
+        f[0].via.i64 >= -100000)
+        r->code = (int)f[0].via.i64;
+    else if (f[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER && f[0].via.u64 == 0)
+        r->code = 0;
+    else
+        return VC_EMALFORMED;
+    if (mp_get_uint(&f[1], VLAN_MAX, &vlan) != 0 ||
+        mp_get_u64(&f[2], &r->gen) != 0 ||
+        mp_get_str(&f[3], VC_MSG_MAX, &msg) != 0 ||
+        !text_ok(msg, VC_MSG_MAX, true))
+        return VC_EMALFORMED;
+    r->vlan = (uint16_t)vlan;
+    mp_str_copy(msg, r->msg, sizeof r->msg);
+    return 0;
+}
+
+int proto_results_encode(const struct proto_result *r, size_t n,
+                         struct mp_buf *out)
+{
+    msgpack_packer pk;
+    mp_packer_init(&pk, out);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint8(&pk, PROTO_LOG_VERSION);
+    msgpack_pack_array(&pk, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        proto_result_pack(&pk, &r[i]);
+    return out->oom ? VC_ENOMEM : 0;
+}
+
+int proto_results_decode(const void *data, size_t len, msgpack_zone *zone,
+                         struct proto_result *r, size_t max, size_t *n)
+{
+    msgpack_object root;
+    const msgpack_object *top, *items;
+    uint32_t ntop, nitems;
+    uint64_t version;
+    int rv = mp_decode(data, len, zone, &root);
+    *n = 0;
+    if (rv != 0)
+        return rv;
+    if (mp_get_array(&root, 2, 2, &top, &ntop) != 0 ||
+        mp_get_u64(&top[0], &version) != 0)
+        return VC_EMALFORMED;
+    if (version != PROTO_LOG_VERSION)
+        return VC_EVERSION;
+    if (mp_get_array(&top[1], 0, VC_BATCH_MAX, &items, &nitems) != 0)
+        return VC_EMALFORMED;
+    if (nitems > max)
+        return VC_ETOOBIG;
+    for (uint32_t i = 0; i < nitems; i++)
+        if ((rv = proto_result_unpack(&items[i], &r[i])) != 0)
+            return rv;
+    *n = nitems;
+    return 0;
+}

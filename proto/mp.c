@@ -1,0 +1,240 @@
+#include "mp.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+bool mp_str_eq(struct mp_str a, const char *b)
+{
+    size_t n = strlen(b);
+    return n == a.n && memcmp(a.p, b, n) == 0;
+}
+
+int mp_str_copy(struct mp_str s, char *buf, size_t len)
+{
+    if (s.n >= len) {
+        if (len)
+            buf[0] = '\0';
+        return VC_ETOOBIG;
+    }
+    if (s.n)
+        memcpy(buf, s.p, s.n);
+    buf[s.n] = '\0';
+    return 0;
+}
+
+void mp_buf_init(struct mp_buf *b)
+{
+    memset(b, 0, sizeof *b);
+}
+
+void mp_buf_close(struct mp_buf *b)
+{
+    free(b->data);
+    mp_buf_init(b);
+}
+
+void mp_buf_reset(struct mp_buf *b)
+{
+    b->len = 0;
+    b->oom = false;
+}
+
+char *mp_buf_take(struct mp_buf *b, size_t *len)
+{
+    char *d = b->data;
+    *len = b->len;
+    mp_buf_init(b);
+    return d;
+}
+
+static int buf_write(void *data, const char *buf, size_t len)
+{
+    struct mp_buf *b = data;
+    if (b->oom)
+        return -1;
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + len)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d) {
+            b->oom = true;
+            return -1;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, buf, len);
+    b->len += len;
+    return 0;
+}
+
+void mp_packer_init(msgpack_packer *pk, struct mp_buf *b)
+{
+    msgpack_packer_init(pk, b, buf_write);
+}
+
+void mp_pack_str(msgpack_packer *pk, struct mp_str s)
+{
+    msgpack_pack_str(pk, s.n);
+    msgpack_pack_str_body(pk, s.p, s.n);
+}
+
+void mp_pack_cstr(msgpack_packer *pk, const char *s)
+{
+    mp_pack_str(pk, mp_cstr(s));
+}
+
+/* --- bounded pre-scan ------------------------------------------------- */
+
+static uint64_t be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Decodes the header at p: *hdr bytes of header, *payload bytes of inline
+ * payload and *children nested values. Returns -1 on ext/reserved types. */
+static int header(const uint8_t *p, size_t left, size_t *hdr,
+                  uint64_t *payload, uint64_t *children)
+{
+    uint8_t t = p[0];
+    int lenbytes = 0;
+    *hdr = 1;
+    *payload = 0;
+    *children = 0;
+    if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3)
+        return 0;
+    if ((t & 0xf0) == 0x80) { /* fixmap */
+        *children = 2ull * (t & 0x0f);
+        return 0;
+    }
+    if ((t & 0xf0) == 0x90) { /* fixarray */
+        *children = t & 0x0f;
+        return 0;
+    }
+    if ((t & 0xe0) == 0xa0) { /* fixstr */
+        *payload = t & 0x1f;
+        return 0;
+    }
+    switch (t) {
+    case 0xcc: case 0xd0: *payload = 1; return 0;
+    case 0xcd: case 0xd1: *payload = 2; return 0;
+    case 0xca: case 0xce: case 0xd2: *payload = 4; return 0;
+    case 0xcb: case 0xcf: case 0xd3: *payload = 8; return 0;
+    case 0xc4: case 0xd9: lenbytes = 1; break; /* bin8, str8 */
+    case 0xc5: case 0xda: lenbytes = 2; break;
+    case 0xc6: case 0xdb: lenbytes = 4; break;
+    case 0xdc: case 0xde: lenbytes = 2; break; /* array16, map16 */
+    case 0xdd: case 0xdf: lenbytes = 4; break;
+    default: return -1; /* ext, fixext, 0xc1 */
+    }
+    if (left < 1 + (size_t)lenbytes)
+        return -1;
+    uint64_t n = be(p + 1, lenbytes);
+    *hdr = 1 + (size_t)lenbytes;
+    if (t == 0xdc || t == 0xdd)
+        *children = n;
+    else if (t == 0xde || t == 0xdf)
+        *children = 2 * n;
+    else
+        *payload = n;
+    return 0;
+}
+
+int mp_check(const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    size_t off = 0;
+    uint64_t pending[MP_MAX_DEPTH + 1]; /* values still owed per level */
+    int depth = 0;
+    pending[0] = 1;
+    while (depth >= 0) {
+        if (pending[depth] == 0) {
+            depth--;
+            continue;
+        }
+        if (off >= len)
+            return VC_EMALFORMED;
+        size_t hdr;
+        uint64_t payload, children;
+        if (header(p + off, len - off, &hdr, &payload, &children) != 0)
+            return VC_EMALFORMED;
+        pending[depth]--;
+        off += hdr;
+        if (payload > len - off)
+            return VC_EMALFORMED;
+        off += (size_t)payload;
+        if (children) {
+            /* Every value takes at least one byte. */
+            if (children > len - off || depth == MP_MAX_DEPTH)
+                return VC_EMALFORMED;
+            pending[++depth] = children;
+        }
+    }
+    return off == len ? 0 : VC_EMALFORMED;
+}
+
+int mp_decode(const void *data, size_t len, msgpack_zone *zone,
+              msgpack_object *out)
+{
+    size_t off = 0;
+    int rv = mp_check(data, len);
+    if (rv != 0)
+        return rv;
+    switch (msgpack_unpack(data, len, &off, zone, out)) {
+    case MSGPACK_UNPACK_SUCCESS:
+        return off == len ? 0 : VC_EMALFORMED;
+    case MSGPACK_UNPACK_NOMEM_ERROR:
+        return VC_ENOMEM;
+    default:
+        return VC_EMALFORMED;
+    }
+}
+
+int mp_get_u64(const msgpack_object *o, uint64_t *v)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return VC_EMALFORMED;
+    *v = o->via.u64;
+    return 0;
+}
+
+int mp_get_uint(const msgpack_object *o, uint64_t max, uint64_t *v)
+{
+    if (mp_get_u64(o, v) != 0 || *v > max)
+        return VC_EMALFORMED;
+    return 0;
+}
+
+int mp_get_bool(const msgpack_object *o, bool *v)
+{
+    if (o->type != MSGPACK_OBJECT_BOOLEAN)
+        return VC_EMALFORMED;
+    *v = o->via.boolean;
+    return 0;
+}
+
+int mp_get_str(const msgpack_object *o, uint32_t max, struct mp_str *s)
+{
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max)
+        return VC_EMALFORMED;
+    s->p = o->via.str.ptr;
+    s->n = o->via.str.size;
+    return 0;
+}
+
+int mp_get_array(const msgpack_object *o, uint32_t min, uint32_t max,
+                 const msgpack_object **items, uint32_t *n)
+{
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < min ||
+        o->via.array.size > max)
+        return VC_EMALFORMED;
+    *items = o->via.array.ptr;
+    *n = o->via.array.size;
+    return 0;
+}
