@@ -140,12 +140,101 @@ const char *fsm_state_name(int state)
 static int fail(struct proto_result *r, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Every command builds a result message, so vfprintf dominated the cost of
+ * a cheap command. msg_format() handles the conversions this file uses (%s
+ * %.*s %d %u %llu %%) and hands anything else to vsnprintf; both produce
+ * the same bytes, truncation included. */
+struct msg_out {
+    char *p;
+    size_t left; /* bytes still writable, excluding the NUL */
+};
+
+static void put_bytes(struct msg_out *o, const char *s, size_t n)
+{
+    if (n > o->left)
+        n = o->left;
+    memcpy(o->p, s, n);
+    o->p += n;
+    o->left -= n;
+}
+
+static void put_u64(struct msg_out *o, unsigned long long v, bool neg)
+{
+    char tmp[24];
+    char *e = tmp + sizeof tmp, *q = e;
+    do
+        *--q = (char)('0' + v % 10);
+    while (v /= 10);
+    if (neg)
+        *--q = '-';
+    put_bytes(o, q, (size_t)(e - q));
+}
+
+/* One conversion at *fmt (just past '%'). Returns the next format byte, or
+ * NULL for a conversion left to vsnprintf. */
+static const char *put_conv(struct msg_out *o, const char *fmt, va_list *ap)
+{
+    if (fmt[0] == 's') {
+        const char *s = va_arg(*ap, const char *);
+        put_bytes(o, s ? s : "(null)", strlen(s ? s : "(null)"));
+        return fmt + 1;
+    }
+    if (fmt[0] == '.' && fmt[1] == '*' && fmt[2] == 's') {
+        int n = va_arg(*ap, int);
+        const char *s = va_arg(*ap, const char *);
+        /* As printf: stop at a NUL; a negative precision means none. */
+        put_bytes(o, s, n < 0 ? strlen(s) : strnlen(s, (size_t)n));
+        return fmt + 3;
+    }
+    if (fmt[0] == 'u') {
+        put_u64(o, va_arg(*ap, unsigned), false);
+        return fmt + 1;
+    }
+    if (fmt[0] == 'd') {
+        int v = va_arg(*ap, int);
+        put_u64(o, v < 0 ? 0ull - (unsigned long long)v : (unsigned)v, v < 0);
+        return fmt + 1;
+    }
+    if (fmt[0] == 'l' && fmt[1] == 'l' && fmt[2] == 'u') {
+        put_u64(o, va_arg(*ap, unsigned long long), false);
+        return fmt + 3;
+    }
+    if (fmt[0] == '%') {
+        put_bytes(o, "%", 1);
+        return fmt + 1;
+    }
+    return NULL;
+}
+
+static void msg_vformat(char *buf, size_t size, const char *fmt, va_list ap)
+{
+    struct msg_out o = {buf, size - 1};
+    const char *f = fmt;
+    va_list cur;
+    va_copy(cur, ap);
+    while (*f) {
+        const char *pct = strchr(f, '%');
+        if (!pct) {
+            put_bytes(&o, f, strlen(f));
+            break;
+        }
+        put_bytes(&o, f, (size_t)(pct - f));
+        if (!(f = put_conv(&o, pct + 1, &cur))) {
+            va_end(cur);
+            vsnprintf(buf, size, fmt, ap); /* restart from the top */
+            return;
+        }
+    }
+    *o.p = '\0';
+    va_end(cur);
+}
+
 static int fail(struct proto_result *r, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     r->code = code;
-    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    msg_vformat(r->msg, sizeof r->msg, fmt, ap);
     va_end(ap);
     return 0;
 }
