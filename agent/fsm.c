@@ -33,7 +33,7 @@ static const char *cluster_key(const void *o, uint32_t i, size_t *n)
 static const char *dd_key(const void *o, uint32_t i, size_t *n)
 {
     const struct fsm *f = o;
-    *n = strlen(f->dd[i].id);
+    *n = f->dd[i].id_len;
     return f->dd[i].id;
 }
 
@@ -69,11 +69,7 @@ void fsm_close(struct fsm *f)
     free(f->clusters);
     free(f->free_idx);
     free(f->hosts);
-    for (uint32_t i = 0; i < f->dd_len; i++) {
-        struct fsm_dedupe *d = &f->dd[(f->dd_head + i) % FSM_DEDUPE_MAX];
-        free(d->id);
-        free(d->msg);
-    }
+    free(f->dd_bytes);
     free(f->dd);
     map_close(&f->site_map);
     map_close(&f->host_map);
@@ -1079,54 +1075,128 @@ static int cmd_apply_report(struct fsm *f, const struct proto_cmd *c,
 
 /* --- dispatch and de-duplication --------------------------------------- */
 
-static int dedupe_lookup(const struct fsm *f, struct mp_str id,
+/* The window holds FSM_DEDUPE_MAX results, oldest at dd_head, and their
+ * id and msg bytes in a byte ring filled in the same order. A record never
+ * wraps around the end of the byte ring, so every id stays contiguous for
+ * the index. Once the window is full, remembering a request allocates
+ * nothing and forgetting one frees nothing. */
+
+static struct fsm_dedupe *dd_at(const struct fsm *f, uint32_t i)
+{
+    return &f->dd[(f->dd_head + i) % FSM_DEDUPE_MAX];
+}
+
+static uint32_t dd_record_len(const struct fsm_dedupe *d)
+{
+    return d->id_len + 1 + (d->msg ? d->msg_len + 1u : 0);
+}
+
+/* Moves every record, oldest first, to the start of a byte ring with room
+ * for need more bytes. 0 or VC_ENOMEM (nothing changed). */
+static int dd_bytes_grow(struct fsm *f, size_t need)
+{
+    size_t total = need, cap = f->dd_bytes_cap ? 2 * (size_t)f->dd_bytes_cap
+                                               : 4096;
+    uint32_t off = 0;
+    for (uint32_t i = 0; i < f->dd_len; i++)
+        total += dd_record_len(dd_at(f, i));
+    while (cap < total)
+        cap *= 2;
+    char *b = cap <= UINT32_MAX ? malloc(cap) : NULL;
+    if (!b)
+        return VC_ENOMEM;
+    for (uint32_t i = 0; i < f->dd_len; i++) {
+        struct fsm_dedupe *d = dd_at(f, i);
+        uint32_t n = dd_record_len(d);
+        memcpy(b + off, d->id, n);
+        d->id = b + off;
+        if (d->msg)
+            d->msg = d->id + d->id_len + 1;
+        off += n;
+    }
+    free(f->dd_bytes);
+    f->dd_bytes = b;
+    f->dd_bytes_cap = (uint32_t)cap;
+    f->dd_tail = off;
+    return 0;
+}
+
+/* n contiguous bytes after the newest record, or NULL (VC_ENOMEM). */
+static char *dd_bytes_alloc(struct fsm *f, size_t n)
+{
+    uint32_t head = f->dd_len ? (uint32_t)(dd_at(f, 0)->id - f->dd_bytes) : 0;
+    uint32_t tail = f->dd_len ? f->dd_tail : 0;
+    if (tail >= head) { /* in use: [head, tail); free: both ends */
+        if (f->dd_bytes_cap - tail < n)
+            tail = head > n ? 0 : UINT32_MAX;
+    } else if (head - tail <= n) { /* in use: both ends; free: between */
+        tail = UINT32_MAX;
+    }
+    /* The tail never catches up with the head: tail == head means empty. */
+    if (tail == UINT32_MAX) {
+        if (dd_bytes_grow(f, n) != 0)
+            return NULL;
+        tail = f->dd_tail;
+    }
+    f->dd_tail = tail + (uint32_t)n;
+    return f->dd_bytes + tail;
+}
+
+static void dedupe_forget_oldest(struct fsm *f)
+{
+    map_del_idx(&f->dd_map, f->dd[f->dd_head].hash, f->dd_head);
+    f->dd_head = (f->dd_head + 1) % FSM_DEDUPE_MAX;
+    f->dd_len--;
+}
+
+static int dedupe_lookup(const struct fsm *f, struct mp_str id, uint32_t hash,
                          struct proto_result *r)
 {
-    int64_t i = map_find(&f->dd_map, id.p, id.n);
+    int64_t i = map_find_hashed(&f->dd_map, hash, id.p, id.n);
     if (i < 0)
         return 0;
     const struct fsm_dedupe *d = &f->dd[i];
     r->code = d->code;
     r->vlan = d->vlan;
     r->gen = d->gen;
-    snprintf(r->msg, sizeof r->msg, "%s", d->msg ? d->msg : "");
+    memcpy(r->msg, d->msg ? d->msg : "", d->msg ? d->msg_len + 1u : 1);
     return 1;
 }
 
-int fsm_dedupe_put(struct fsm *f, struct mp_str id,
-                         const struct proto_result *r)
+static int dedupe_put(struct fsm *f, struct mp_str id, uint32_t hash,
+                      const struct proto_result *r)
 {
-    char *copy = malloc(id.n + 1), *msg = NULL;
-    if (!copy)
-        return VC_ENOMEM;
-    if (r->msg[0] && !(msg = strdup(r->msg))) {
-        free(copy);
-        return VC_ENOMEM;
-    }
-    mp_str_copy(id, copy, id.n + 1);
-    if (f->dd_len == FSM_DEDUPE_MAX) { /* forget the oldest */
-        struct fsm_dedupe *old = &f->dd[f->dd_head];
-        map_del(&f->dd_map, old->id, strlen(old->id));
-        free(old->id);
-        free(old->msg);
-        f->dd_head = (f->dd_head + 1) % FSM_DEDUPE_MAX;
-        f->dd_len--;
-    }
+    size_t mlen = strnlen(r->msg, sizeof r->msg - 1);
+    if (f->dd_len == FSM_DEDUPE_MAX)
+        dedupe_forget_oldest(f);
     uint32_t slot = (f->dd_head + f->dd_len) % FSM_DEDUPE_MAX;
+    if (map_put_hashed(&f->dd_map, hash, slot) != 0)
+        return VC_ENOMEM;
+    char *p = dd_bytes_alloc(f, id.n + 1 + (mlen ? mlen + 1 : 0));
+    if (!p) {
+        map_del_idx(&f->dd_map, hash, slot);
+        return VC_ENOMEM;
+    }
     struct fsm_dedupe *d = &f->dd[slot];
-    d->id = copy;
+    mp_str_copy(id, p, id.n + 1);
+    d->id = p;
+    d->id_len = id.n;
+    d->msg = mlen ? p + id.n + 1 : NULL;
+    if (mlen)
+        memcpy(d->msg, r->msg, mlen + 1);
+    d->msg_len = (uint16_t)mlen;
+    d->hash = hash;
     d->code = r->code;
     d->vlan = r->vlan;
     d->gen = r->gen;
-    d->msg = msg;
-    if (map_put(&f->dd_map, copy, id.n, slot) != 0) {
-        free(copy);
-        free(msg);
-        memset(d, 0, sizeof *d);
-        return VC_ENOMEM;
-    }
     f->dd_len++;
     return 0;
+}
+
+int fsm_dedupe_put(struct fsm *f, struct mp_str id,
+                   const struct proto_result *r)
+{
+    return dedupe_put(f, id, map_hash(id.p, id.n), r);
 }
 
 typedef int (*cmd_fn)(struct fsm *, const struct proto_cmd *,
@@ -1167,10 +1237,11 @@ static const cmd_fn handlers[PROTO_CMD_TYPE_MAX + 1] = {
 int fsm_apply(struct fsm *f, const struct proto_cmd *cmd,
               struct proto_result *r)
 {
+    uint32_t hash = cmd->req_id.n ? map_hash(cmd->req_id.p, cmd->req_id.n) : 0;
     int rv;
     memset(r, 0, offsetof(struct proto_result, msg));
     r->msg[0] = '\0';
-    if (cmd->req_id.n && dedupe_lookup(f, cmd->req_id, r))
+    if (cmd->req_id.n && dedupe_lookup(f, cmd->req_id, hash, r))
         return 0;
     if (cmd->type < 1 || cmd->type > PROTO_CMD_TYPE_MAX)
         rv = fail(r, VC_EINVAL, "unknown command type %u", cmd->type);
@@ -1180,6 +1251,6 @@ int fsm_apply(struct fsm *f, const struct proto_cmd *cmd,
         return rv;
     f->applied++;
     if (cmd->req_id.n)
-        return fsm_dedupe_put(f, cmd->req_id, r);
+        return dedupe_put(f, cmd->req_id, hash, r);
     return 0;
 }

@@ -90,12 +90,18 @@ struct fsm_cluster {
     struct fsm_attach *att;
 };
 
+/* A remembered result. id and msg are NUL-terminated and live in the
+ * window's byte ring (fsm.dd_bytes): valid until the next fsm_apply(),
+ * fsm_dedupe_put() or fsm_restore(). */
 struct fsm_dedupe {
     char *id;
-    int code;
-    uint16_t vlan;
-    uint64_t gen;
     char *msg; /* NULL if empty */
+    uint64_t gen;
+    int code;
+    uint32_t hash;   /* map_hash(id): forgetting the entry reads no key */
+    uint32_t id_len;
+    uint16_t msg_len;
+    uint16_t vlan;
 };
 
 struct fsm {
@@ -118,6 +124,11 @@ struct fsm {
     struct fsm_dedupe *dd; /* ring of FSM_DEDUPE_MAX */
     uint32_t dd_head, dd_len;
     struct map dd_map;
+    /* Bytes of the entries' id and msg, one record per entry in ring
+     * order: the oldest record is the first to go, so nothing is freed
+     * one by one. dd_tail is where the next record starts. */
+    char *dd_bytes;
+    uint32_t dd_bytes_cap, dd_tail;
 
     uint64_t applied; /* commands applied, for diagnostics */
 };

@@ -40,7 +40,15 @@ int64_t map_find(const struct map *m, const char *key, size_t len)
 {
     if (m->len == 0)
         return -1;
-    uint32_t h = map_hash(key, len), mask = m->cap - 1;
+    return map_find_hashed(m, map_hash(key, len), key, len);
+}
+
+int64_t map_find_hashed(const struct map *m, uint32_t h, const char *key,
+                        size_t len)
+{
+    if (m->len == 0)
+        return -1;
+    uint32_t mask = m->cap - 1;
     for (uint32_t i = h & mask;; i = (i + 1) & mask) {
         const struct map_slot *s = &m->slots[i];
         if (s->idx1 == 0)
@@ -77,25 +85,23 @@ static int grow(struct map *m)
 
 int map_put(struct map *m, const char *key, size_t len, uint32_t idx)
 {
+    return map_put_hashed(m, map_hash(key, len), idx);
+}
+
+int map_put_hashed(struct map *m, uint32_t hash, uint32_t idx)
+{
     /* Keep the load factor under 1/2 so probes stay short. */
     if ((m->len + 1) * 2 > m->cap && grow(m) != 0)
         return VC_ENOMEM;
-    insert(m->slots, m->cap, map_hash(key, len), idx + 1);
+    insert(m->slots, m->cap, hash, idx + 1);
     m->len++;
     return 0;
 }
 
-void map_del(struct map *m, const char *key, size_t len)
+/* Empties slot i, keeping every probe run unbroken. */
+static void del_slot(struct map *m, uint32_t i)
 {
-    if (m->len == 0)
-        return;
-    uint32_t h = map_hash(key, len), mask = m->cap - 1, i;
-    for (i = h & mask;; i = (i + 1) & mask) {
-        if (m->slots[i].idx1 == 0)
-            return;
-        if (m->slots[i].hash == h && key_eq(m, m->slots[i].idx1 - 1, key, len))
-            break;
-    }
+    uint32_t mask = m->cap - 1;
     /* Backward shift: move later members of the probe run into the hole. */
     uint32_t hole = i;
     for (uint32_t j = (i + 1) & mask; m->slots[j].idx1; j = (j + 1) & mask) {
@@ -110,4 +116,29 @@ void map_del(struct map *m, const char *key, size_t len)
     }
     m->slots[hole].idx1 = 0;
     m->len--;
+}
+
+void map_del(struct map *m, const char *key, size_t len)
+{
+    if (m->len == 0)
+        return;
+    uint32_t h = map_hash(key, len), mask = m->cap - 1, i;
+    for (i = h & mask;; i = (i + 1) & mask) {
+        if (m->slots[i].idx1 == 0)
+            return;
+        if (m->slots[i].hash == h && key_eq(m, m->slots[i].idx1 - 1, key, len))
+            break;
+    }
+    del_slot(m, i);
+}
+
+void map_del_idx(struct map *m, uint32_t hash, uint32_t idx)
+{
+    if (m->len == 0)
+        return;
+    uint32_t mask = m->cap - 1, i;
+    for (i = hash & mask; m->slots[i].idx1 != idx + 1; i = (i + 1) & mask)
+        if (m->slots[i].idx1 == 0)
+            return;
+    del_slot(m, i);
 }

@@ -40,4 +40,14 @@ void map_del(struct map *m, const char *key, size_t len);
 
 uint32_t map_hash(const char *key, size_t len);
 
+/* The same with hash = map_hash(key, len) computed by the caller, for
+ * callers that keep it (so a key is hashed once per command). */
+int64_t map_find_hashed(const struct map *m, uint32_t hash, const char *key,
+                        size_t len);
+int map_put_hashed(struct map *m, uint32_t hash, uint32_t idx);
+
+/* Removes the entry of idx, whose key hashes to hash, without reading the
+ * key: eviction touches only the slot array. No-op if idx is not stored. */
+void map_del_idx(struct map *m, uint32_t hash, uint32_t idx);
+
 #endif
