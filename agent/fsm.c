@@ -42,8 +42,14 @@ int fsm_init(struct fsm *f)
     memset(f, 0, sizeof *f);
     f->next_site_id = 1;
     f->dd = calloc(FSM_DEDUPE_MAX, sizeof *f->dd);
-    if (!f->dd)
+    f->dd_filter = calloc(FSM_DD_GENS * FSM_DD_FILTER_WORDS,
+                          sizeof *f->dd_filter);
+    if (!f->dd || !f->dd_filter) {
+        free(f->dd);
+        free(f->dd_filter);
+        f->dd = NULL;
         return VC_ENOMEM;
+    }
     map_init(&f->site_map, site_key, f);
     map_init(&f->host_map, host_key, f);
     map_init(&f->cluster_map, cluster_key, f);
@@ -70,6 +76,7 @@ void fsm_close(struct fsm *f)
     free(f->free_idx);
     free(f->hosts);
     free(f->dd_bytes);
+    free(f->dd_filter);
     free(f->dd);
     map_close(&f->site_map);
     map_close(&f->host_map);
@@ -525,9 +532,14 @@ static int cmd_site_remove(struct fsm *f, const struct proto_cmd *c,
                 else
                     k++;
             }
-            if (!slot_drop(f, cl, j) && cl->nslots == 0)
+            bool gone = slot_drop(f, cl, j), active = false;
+            for (uint32_t a = 0; a < cl->nslots; a++)
+                active |= !cl->slots[a].removing;
+            if (!gone && cl->nslots == 0)
                 cluster_delete(f, cl);
-            else if (cl->live)
+            else if (!gone && !active) /* only sites still removing it */
+                cluster_release(f, cl, false);
+            else if (!gone)
                 cluster_touch(f, cl, -1);
             break;
         }
@@ -1142,6 +1154,42 @@ static char *dd_bytes_alloc(struct fsm *f, size_t n)
     return f->dd_bytes + tail;
 }
 
+/* Three bits in one word of each generation's filter. */
+static uint64_t dd_filter_bits(uint32_t hash)
+{
+    return UINT64_C(1) << (hash & 63) | UINT64_C(1) << (hash >> 6 & 63) |
+           UINT64_C(1) << (hash >> 12 & 63);
+}
+
+static uint64_t *dd_filter_word(const struct fsm *f, unsigned gen,
+                                uint32_t hash)
+{
+    return &f->dd_filter[gen * FSM_DD_FILTER_WORDS +
+                         (hash >> 19) % FSM_DD_FILTER_WORDS];
+}
+
+/* False: no id with this hash was put in the window. */
+static bool dd_filter_may_have(const struct fsm *f, uint32_t hash)
+{
+    uint64_t bits = dd_filter_bits(hash);
+    bool hit = false;
+    for (unsigned g = 0; g < FSM_DD_GENS; g++)
+        hit |= (*dd_filter_word(f, g, hash) & bits) == bits;
+    return hit;
+}
+
+static void dd_filter_add(struct fsm *f, uint32_t hash)
+{
+    *dd_filter_word(f, f->dd_gen, hash) |= dd_filter_bits(hash);
+    if (++f->dd_gen_ids < FSM_DD_GEN_IDS)
+        return;
+    /* The full generations now cover the window: the oldest can go. */
+    f->dd_gen = (f->dd_gen + 1) % FSM_DD_GENS;
+    f->dd_gen_ids = 0;
+    memset(dd_filter_word(f, f->dd_gen, 0), 0,
+           FSM_DD_FILTER_WORDS * sizeof *f->dd_filter);
+}
+
 static void dedupe_forget_oldest(struct fsm *f)
 {
     map_del_idx(&f->dd_map, f->dd[f->dd_head].hash, f->dd_head);
@@ -1152,8 +1200,9 @@ static void dedupe_forget_oldest(struct fsm *f)
 static int dedupe_lookup(const struct fsm *f, struct mp_str id, uint32_t hash,
                          struct proto_result *r)
 {
-    int64_t i = map_find_hashed(&f->dd_map, hash, id.p, id.n);
-    if (i < 0)
+    int64_t i;
+    if (!dd_filter_may_have(f, hash) ||
+        (i = map_find_hashed(&f->dd_map, hash, id.p, id.n)) < 0)
         return 0;
     const struct fsm_dedupe *d = &f->dd[i];
     r->code = d->code;
@@ -1190,6 +1239,7 @@ static int dedupe_put(struct fsm *f, struct mp_str id, uint32_t hash,
     d->vlan = r->vlan;
     d->gen = r->gen;
     f->dd_len++;
+    dd_filter_add(f, hash);
     return 0;
 }
 
@@ -1241,8 +1291,15 @@ int fsm_apply(struct fsm *f, const struct proto_cmd *cmd,
     int rv;
     memset(r, 0, offsetof(struct proto_result, msg));
     r->msg[0] = '\0';
-    if (cmd->req_id.n && dedupe_lookup(f, cmd->req_id, hash, r))
-        return 0;
+    if (cmd->req_id.n) {
+        /* The put at the end, and the eviction it brings, touch slots of
+         * the big dd_map: start loading them now, behind the handler. */
+        map_prefetch(&f->dd_map, hash);
+        if (f->dd_len == FSM_DEDUPE_MAX)
+            map_prefetch(&f->dd_map, f->dd[f->dd_head].hash);
+        if (dedupe_lookup(f, cmd->req_id, hash, r))
+            return 0;
+    }
     if (cmd->type < 1 || cmd->type > PROTO_CMD_TYPE_MAX)
         rv = fail(r, VC_EINVAL, "unknown command type %u", cmd->type);
     else

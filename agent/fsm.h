@@ -30,6 +30,9 @@
 #define FSM_ATTACH_MAX 1024   /* per cluster */
 #define FSM_DEDUPE_MAX 100000 /* remembered request ids (FIFO) */
 #define FSM_SNAPSHOT_VERSION 1
+#define FSM_DD_GENS 3
+#define FSM_DD_GEN_IDS (FSM_DEDUPE_MAX / (FSM_DD_GENS - 1))
+#define FSM_DD_FILTER_WORDS 8192 /* 64 KiB per generation */
 
 enum fsm_cluster_state {
     FSM_PENDING = 0,   /* committed; some site has not applied it yet */
@@ -129,6 +132,14 @@ struct fsm {
      * one by one. dd_tail is where the next record starts. */
     char *dd_bytes;
     uint32_t dd_bytes_cap, dd_tail;
+    /* Most request ids are new, and probing dd_map (larger than the cache)
+     * for them is a miss. A filter answers "surely not seen" from a few
+     * words: FSM_DD_GENS blocked Bloom filters, each covering
+     * FSM_DD_GEN_IDS consecutive puts; the oldest is cleared and reused,
+     * and the others always cover the window. Derived data: not in
+     * snapshots, rebuilt by restore. */
+    uint64_t *dd_filter; /* FSM_DD_GENS * FSM_DD_FILTER_WORDS */
+    uint32_t dd_gen, dd_gen_ids; /* generation filling; ids put in it */
 
     uint64_t applied; /* commands applied, for diagnostics */
 };

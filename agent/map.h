@@ -50,4 +50,13 @@ int map_put_hashed(struct map *m, uint32_t hash, uint32_t idx);
  * key: eviction touches only the slot array. No-op if idx is not stored. */
 void map_del_idx(struct map *m, uint32_t hash, uint32_t idx);
 
+/* Starts loading the slot where the probe for hash begins. In a map larger
+ * than the cache that is a miss: issued early, a later find, put or del
+ * for hash no longer waits for it. */
+static inline void map_prefetch(const struct map *m, uint32_t hash)
+{
+    if (m->cap)
+        __builtin_prefetch(&m->slots[hash & (m->cap - 1)], 1);
+}
+
 #endif
