@@ -1,0 +1,95 @@
+/* Blocking client for the agents' client API (docs/protocol.md, "Client
+ * API"; docs/cli.md for the command-line tool built on it).
+ *
+ * One struct client is one stream connection to one agent. Requests are
+ * framed with proto_request_encode() and answers parsed with
+ * proto_response_decode(); every wait is bounded by a deadline on the
+ * monotonic clock (client_now_ms()), enforced with poll(). No globals, no
+ * output: messages go to the caller's errmsg buffer, so a benchmark can
+ * drive several clients from one thread.
+ *
+ * Addresses: "HOST:PORT" (IPv4, host name, or "[IPv6]:PORT"), "HOST"
+ * (port CLIENT_PORT) or "unix:/path". Address lists separate entries with
+ * commas and are tried in order.
+ */
+#ifndef VC_TOOLS_CLIENT_H
+#define VC_TOOLS_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/frame.h"
+
+#define CLIENT_PORT "7800"
+#define CLIENT_ADDRS_MAX 32 /* entries in one address list */
+
+struct client {
+    int fd;            /* -1 while not connected */
+    uint32_t next_seq; /* seq of the next request sent */
+    char addr[VC_ADDR_MAX + 8]; /* address connected to, for messages */
+};
+
+/* One answer. resp borrows its strings and payload from buf and zone, so
+ * it stays valid until client_response_close(). */
+struct client_response {
+    struct proto_response resp;
+    char *buf; /* frame body, malloc'd */
+    size_t len;
+    msgpack_zone zone;
+    bool zone_live;
+};
+
+/* Milliseconds on the monotonic clock, for deadlines. */
+uint64_t client_now_ms(void);
+
+void client_init(struct client *cl);
+
+/* Connects to the first entry of the comma-separated list addrs that
+ * accepts a connection, giving each entry a fair share of the time left
+ * until deadline. Returns 0, VC_EINVAL (an entry is not an address) or
+ * VC_EUNAVAILABLE; errmsg then names every address tried and why it
+ * failed. */
+int client_connect(struct client *cl, const char *addrs, uint64_t deadline,
+                   char *errmsg, size_t errlen);
+
+/* Assigns req->seq and writes the request. Returns 0, VC_EINVAL (the
+ * request does not validate; errmsg says why), VC_ETIMEOUT, or a negative
+ * errno (connection lost). */
+int client_send(struct client *cl, struct proto_request *req,
+                uint64_t deadline, char *errmsg, size_t errlen);
+
+/* Reads the next answer, whatever its seq, into r (initialized here; the
+ * caller closes it, also on failure). Returns 0, VC_ETIMEOUT,
+ * VC_EMALFORMED / VC_EVERSION / VC_ETOOBIG (undecodable frame), VC_ENOMEM
+ * or a negative errno (-ECONNRESET when the agent closed the
+ * connection). */
+int client_recv(struct client *cl, struct client_response *r,
+                uint64_t deadline, char *errmsg, size_t errlen);
+
+/* client_send() then client_recv() until the answer to req->seq arrives;
+ * answers to other requests are dropped. Same returns. */
+int client_call(struct client *cl, struct proto_request *req,
+                struct client_response *r, uint64_t deadline, char *errmsg,
+                size_t errlen);
+
+/* Closes the connection; the struct may be connected again. */
+void client_close(struct client *cl);
+
+/* One request on a fresh connection. Tries the entries of addrs in order:
+ * an entry that refuses the connection, answers VC_ESHUTDOWN or
+ * VC_ENOTLEADER, or drops the connection is skipped, the last only when a
+ * retry is safe (a read, or a command carrying a request id). Returns 0
+ * (r->resp.code still holds the agent's verdict), VC_EUNAVAILABLE,
+ * VC_ETIMEOUT (no answer before timeout_ms), VC_EUNKNOWN (a command
+ * without request id was sent but the connection dropped) or another code
+ * of client_call(). r is initialized here and closed by the caller. */
+int client_request(const char *addrs, struct proto_request *req,
+                   uint32_t timeout_ms, struct client_response *r,
+                   char *errmsg, size_t errlen);
+
+void client_response_init(struct client_response *r);
+/* Frees the frame; r may be reused. Closing twice is harmless. */
+void client_response_close(struct client_response *r);
+
+#endif
