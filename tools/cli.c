@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,34 +106,30 @@ int cli_usage(struct cli *c, const char *fmt, ...)
 
 int cli_parse_duration(const char *s, uint64_t *ms)
 {
+    /* "ms" before "m", so that "5ms" is not read as "5m" + "s". */
     static const struct {
         const char *unit;
         uint64_t ms;
     } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
                  {"d", 86400000}};
+    const size_t nunits = sizeof units / sizeof units[0];
     uint64_t total = 0;
     if (!*s)
         return VC_EINVAL;
     while (*s) {
         char *end;
-        size_t i, len = 0;
+        size_t i = 0;
         if (*s < '0' || *s > '9')
             return VC_EINVAL;
+        errno = 0;
         unsigned long long n = strtoull(s, &end, 10);
-        /* Longest unit first so that "5ms" is not read as "5m" + "s". */
-        for (i = 0; i < 5; i++)
-            if (strncmp(end, units[i].unit, strlen(units[i].unit)) == 0 &&
-                strlen(units[i].unit) > len)
-                len = strlen(units[i].unit);
-        for (i = 0; i < 5; i++)
-            if (strlen(units[i].unit) == len &&
-                strncmp(end, units[i].unit, len) == 0)
-                break;
-        if (len == 0 || i == 5 || n > UINT64_MAX / units[i].ms ||
-            total > UINT64_MAX - n * units[i].ms)
+        while (i < nunits &&
+               strncmp(end, units[i].unit, strlen(units[i].unit)) != 0)
+            i++;
+        if (errno || i == nunits || n > (UINT64_MAX - total) / units[i].ms)
             return VC_EINVAL;
         total += n * units[i].ms;
-        s = end + len;
+        s = end + strlen(units[i].unit);
     }
     *ms = total;
     return 0;
@@ -346,7 +343,8 @@ static int request_failed(struct cli *c, int code, bool committed,
     const char *h = committed || (agent && *text) ? NULL : hint(code, write);
     int status = exit_status(code, committed);
     /* A retry needs the id: say it when the user did not choose it. */
-    bool show_id = write && !c->req_id && status >= CLI_EXIT_UNAVAILABLE;
+    bool show_id = write && !c->req_id && status >= CLI_EXIT_UNAVAILABLE &&
+                   !strstr(text, c->req_buf);
     if (!*text)
         text = vc_strerror(code);
     return cli_fail(c, code, committed, "%s%s%s%s%s%s", text,

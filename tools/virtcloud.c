@@ -77,13 +77,16 @@ static void print_help(FILE *f)
 
 static int cmd_help(struct cli *c, int argc, char **argv)
 {
-    (void)c;
-    if (argc == 0) {
+    const char *pos[1] = {NULL};
+    int status;
+    if (!cli_parse(c, argc, argv, NULL, pos, 0, 1, &status))
+        return status;
+    if (!pos[0]) {
         print_help(stdout);
         return CLI_EXIT_OK;
     }
     for (const struct cli_command *t = commands; t->name; t++) {
-        if (strcmp(argv[0], t->name) != 0)
+        if (strcmp(pos[0], t->name) != 0)
             continue;
         if (t->sub)
             cli_print_synopsis(stdout, t->sub, t->name);
@@ -92,7 +95,7 @@ static int cmd_help(struct cli *c, int argc, char **argv)
                                "");
         return CLI_EXIT_OK;
     }
-    return cli_usage(c, "no command \"%s\"", argv[0]);
+    return cli_usage(c, "no command \"%s\"", pos[0]);
 }
 
 int main(int argc, char **argv)
@@ -105,7 +108,7 @@ int main(int argc, char **argv)
     if (i == argc)
         return cli_usage(&c, "missing command");
     if (cli_is_help(argv[i]))
-        status = cmd_help(&c, 0, NULL);
+        print_help(stdout);
     else
         status = cli_dispatch(&c, commands, "", argc - i, argv + i);
     /* A full disk or closed pipe must not pass for success. */
