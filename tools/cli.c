@@ -424,13 +424,6 @@ static void make_req_id(struct cli *c)
              (long long)ts.tv_sec, (long)ts.tv_nsec);
 }
 
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Turns the answer to a SUBMIT into res, or reports why there is none. */
 static int submit_answer(struct cli *c, const struct client_response *r,
                          struct proto_result *res)
@@ -460,8 +453,8 @@ int cli_submit(struct cli *c, struct proto_cmd *cmd,
         snprintf(c->req_buf, sizeof c->req_buf, "%s", c->req_id);
     else
         make_req_id(c);
-    cmd->req_id = mp_cstr(c->req_id ? c->req_id : c->req_buf);
-    cmd->time_ms = wall_ms();
+    /* time_ms stays 0: the leader stamps every command with its clock. */
+    cmd->req_id = mp_cstr(c->req_buf);
     if (proto_cmd_validate(cmd, errmsg, sizeof errmsg) != 0)
         return cli_usage(c, "%s", errmsg);
     req.cmd = *cmd;
@@ -519,11 +512,11 @@ static const msgpack_object *find_named(const msgpack_object *list,
 {
     for (uint32_t i = 0; list->type == MSGPACK_OBJECT_ARRAY &&
                          i < list->via.array.size; i++) {
-        const msgpack_object *n = render_get(&list->via.array.ptr[i], "name");
-        if (n && n->type == MSGPACK_OBJECT_STR &&
-            n->via.str.size == strlen(name) &&
-            memcmp(n->via.str.ptr, name, n->via.str.size) == 0)
-            return &list->via.array.ptr[i];
+        const msgpack_object *o = &list->via.array.ptr[i];
+        const msgpack_object *n = render_get(o, "name");
+        struct mp_str s;
+        if (n && mp_get_str(n, VC_NAME_MAX, &s) == 0 && mp_str_eq(s, name))
+            return o;
     }
     return NULL;
 }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "proto/err.h"
+#include "proto/mp.h"
 
 /* --- documents ---------------------------------------------------------- */
 
@@ -65,9 +66,9 @@ msgpack_object_kv render_kv(const char *key, msgpack_object val)
 
 static bool key_is(const msgpack_object *k, const char *key)
 {
-    size_t n = strlen(key);
-    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-           memcmp(k->via.str.ptr, key, n) == 0;
+    if (k->type != MSGPACK_OBJECT_STR || k->via.str.size == 0)
+        return false; /* views have no empty keys */
+    return mp_str_eq((struct mp_str){k->via.str.ptr, k->via.str.size}, key);
 }
 
 const msgpack_object *render_get(const msgpack_object *map, const char *key)
@@ -364,22 +365,25 @@ static void human(FILE *f, const msgpack_object *o, enum render_kind kind)
 {
     bool is_uint = o->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
     bool is_bool = o->type == MSGPACK_OBJECT_BOOLEAN;
-    uint64_t now;
-    if (kind == RENDER_BOOL && is_bool)
+    if (kind == RENDER_BOOL && is_bool) {
         fputs(o->via.boolean ? "yes" : "no", f);
-    else if (kind == RENDER_MARK && is_bool)
+    } else if (kind == RENDER_MARK && is_bool) {
         fputs(o->via.boolean ? "*" : "", f);
-    else if (kind == RENDER_TIME && is_uint)
-        o->via.u64 ? date(f, o->via.u64) : (void)0;
-    else if (kind == RENDER_LEFT && is_uint && o->via.u64 == 0)
-        ; /* no deadline */
-    else if (kind == RENDER_LEFT && is_uint)
-        o->via.u64 > (now = wall_ms()) ? duration(f, o->via.u64 - now)
-                                       : (void)fputs("expired", f);
-    else if (kind == RENDER_COUNT && o->type == MSGPACK_OBJECT_ARRAY)
+    } else if ((kind == RENDER_TIME || kind == RENDER_LEFT) && is_uint) {
+        uint64_t now = wall_ms(), t = o->via.u64;
+        if (t == 0)
+            return; /* not set */
+        if (kind == RENDER_TIME)
+            date(f, t);
+        else if (t > now)
+            duration(f, t - now);
+        else
+            fputs("expired", f);
+    } else if (kind == RENDER_COUNT && o->type == MSGPACK_OBJECT_ARRAY) {
         fprintf(f, "%u", o->via.array.size);
-    else
+    } else {
         generic(f, o);
+    }
 }
 
 /* One value as a malloc'd string ("" for NULL), or NULL on OOM. */

@@ -8,6 +8,9 @@
  * output: messages go to the caller's errmsg buffer, so a benchmark can
  * drive several clients from one thread.
  *
+ * After any failure of client_send() / client_recv() the stream may hold
+ * half a frame: close the connection and connect again.
+ *
  * Addresses: "HOST:PORT" (IPv4, host name, or "[IPv6]:PORT"), "HOST"
  * (port CLIENT_PORT) or "unix:/path". Address lists separate entries with
  * commas and are tried in order.
