@@ -73,8 +73,7 @@ static int report(struct cli *c, int code, int status, const char *fmt,
 {
     char msg[ERRMSG_MAX], line[ERRMSG_MAX + sizeof c->what + 4];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    snprintf(line, sizeof line, "%s%s%s", c->what, *c->what ? ": " : "",
-             msg);
+    snprintf(line, sizeof line, "%s%s%s", c->what, *c->what ? ": " : "", msg);
     fprintf(stderr, "virtcloud: %s\n", line);
     if (c->json)
         print_error_json(code, line);
@@ -110,8 +109,8 @@ int cli_parse_duration(const char *s, uint64_t *ms)
     static const struct {
         const char *unit;
         uint64_t ms;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
-                 {"d", 86400000}};
+    } units[] = {
+        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
     const size_t nunits = sizeof units / sizeof units[0];
     uint64_t total = 0;
     if (!*s)
@@ -189,8 +188,8 @@ bool cli_is_help(const char *arg)
 
 static void print_usage(const struct cli *c)
 {
-    printf("usage: virtcloud %s\n", c->usage ? c->usage
-                                             : "[OPTIONS] COMMAND [ARGS]");
+    printf("usage: virtcloud %s\n",
+           c->usage ? c->usage : "[OPTIONS] COMMAND [ARGS]");
     if (c->help)
         printf("%s\n", c->help);
     printf("Run 'virtcloud help' for all commands, options and exit "
@@ -204,7 +203,8 @@ static int check_globals(struct cli *c)
     if (c->timeout_arg) {
         if (cli_parse_duration(c->timeout_arg, &ms) != 0 || ms == 0 ||
             ms > UINT32_MAX)
-            return cli_usage(c, "--timeout \"%s\": expected a duration "
+            return cli_usage(c,
+                             "--timeout \"%s\": expected a duration "
                              "such as 500ms, 10s, 5m, 8h or 2d",
                              c->timeout_arg);
         c->timeout_ms = (uint32_t)ms;
@@ -229,9 +229,8 @@ bool cli_parse_globals(struct cli *c, int argc, char **argv, int *i,
     return (*status = check_globals(c)) == 0;
 }
 
-bool cli_parse(struct cli *c, int argc, char **argv,
-               const struct cli_opt *opts, const char **pos, int min,
-               int max, int *status)
+bool cli_parse(struct cli *c, int argc, char **argv, const struct cli_opt *opts,
+               const char **pos, int min, int max, int *status)
 {
     int n = 0;
     bool only_pos = false;
@@ -286,24 +285,22 @@ int cli_dispatch(struct cli *c, const struct cli_command *table,
     if (argc < 1 || cli_is_help(argv[0])) {
         FILE *f = argc < 1 ? stderr : stdout;
         if (argc < 1)
-            fprintf(f, "virtcloud: %s: missing subcommand\nusage:\n",
-                    prefix);
+            fprintf(f, "virtcloud: %s: missing subcommand\nusage:\n", prefix);
         cli_print_synopsis(f, table, prefix);
         return argc < 1 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
     }
     for (const struct cli_command *t = table; t->name; t++) {
         if (strcmp(argv[0], t->name) != 0)
             continue;
-        snprintf(c->usage_buf, sizeof c->usage_buf, "%s%s%s%s%s", prefix,
-                 sp, t->name, *t->args ? " " : "", t->args);
+        snprintf(c->usage_buf, sizeof c->usage_buf, "%s%s%s%s%s", prefix, sp,
+                 t->name, *t->args ? " " : "", t->args);
         c->usage = c->usage_buf;
         c->help = t->help;
         cli_what(c, "%s%s%s", prefix, sp, t->name);
         return t->fn(c, argc - 1, argv + 1);
     }
     cli_what(c, "%s", prefix);
-    return cli_usage(c, "unknown %s \"%s\"", *prefix ? "subcommand"
-                                                       : "command",
+    return cli_usage(c, "unknown %s \"%s\"", *prefix ? "subcommand" : "command",
                      argv[0]);
 }
 
@@ -347,9 +344,8 @@ static int request_failed(struct cli *c, int code, bool committed,
                    !strstr(text, c->req_buf);
     if (!*text)
         text = vc_strerror(code);
-    return cli_fail(c, code, committed, "%s%s%s%s%s%s", text,
-                    h ? "; " : "", h ? h : "",
-                    show_id ? " (request id " : "",
+    return cli_fail(c, code, committed, "%s%s%s%s%s%s", text, h ? "; " : "",
+                    h ? h : "", show_id ? " (request id " : "",
                     show_id ? c->req_buf : "", show_id ? ")" : "");
 }
 
@@ -366,21 +362,22 @@ static int call(struct cli *c, struct proto_request *req,
 {
     char errmsg[ERRMSG_MAX];
     req->timeout_ms = agent_timeout(c->timeout_ms);
-    int rv = client_request(c->api, req, c->timeout_ms, r, errmsg,
-                            sizeof errmsg);
+    int rv =
+        client_request(c->api, req, c->timeout_ms, r, errmsg, sizeof errmsg);
     if (rv == VC_EINVAL)
         return cli_usage(c, "--api: %s", errmsg);
     if (rv == VC_EUNAVAILABLE)
         return cli_fail(c, rv, false, "no agent reachable: %s; %s", errmsg,
-                        write ? "nothing was applied" : "start one or "
-                                                        "check --api");
+                        write ? "nothing was applied"
+                              : "start one or "
+                                "check --api");
     if (rv != 0)
         return request_failed(c, rv, false, errmsg, false, write);
     return 0;
 }
 
-static const char *msg_or_empty(const struct proto_response *resp,
-                                char *buf, size_t len)
+static const char *msg_or_empty(const struct proto_response *resp, char *buf,
+                                size_t len)
 {
     mp_str_copy(resp->msg, buf, len);
     return buf;
@@ -394,7 +391,7 @@ int cli_read(struct cli *c, uint8_t op, const char *name,
     client_response_init(r);
     if (c->req_id)
         return cli_usage(c, "--request-id applies to commands that change "
-                         "something");
+                            "something");
     req.flags = c->stale ? PROTO_FLAG_STALE : 0;
     req.name = mp_cstr(name ? name : "");
     int status = call(c, &req, r, false);
@@ -420,8 +417,8 @@ static void make_req_id(struct cli *c)
             *p = '_';
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(c->req_buf, sizeof c->req_buf, "virtcloud:%s:%ld:%lld.%09ld",
-             host[0] ? host : "localhost", (long)getpid(),
-             (long long)ts.tv_sec, (long)ts.tv_nsec);
+             host[0] ? host : "localhost", (long)getpid(), (long long)ts.tv_sec,
+             (long)ts.tv_nsec);
 }
 
 /* Turns the answer to a SUBMIT into res, or reports why there is none. */
@@ -435,14 +432,15 @@ static int submit_answer(struct cli *c, const struct client_response *r,
     if (committed)
         return request_failed(c, res->code, true, res->msg, true, true);
     if (r->resp.code == 0)
-        return cli_fail(c, VC_EMALFORMED, false, "%s: the agent reported "
-                        "success without a result", c->api);
+        return cli_fail(c, VC_EMALFORMED, false,
+                        "%s: the agent reported "
+                        "success without a result",
+                        c->api);
     return request_failed(c, r->resp.code, false,
                           msg_or_empty(&r->resp, msg, sizeof msg), true, true);
 }
 
-int cli_submit(struct cli *c, struct proto_cmd *cmd,
-               struct proto_result *res)
+int cli_submit(struct cli *c, struct proto_cmd *cmd, struct proto_result *res)
 {
     struct proto_request req = {.op = PROTO_OP_SUBMIT};
     struct client_response r;
@@ -510,8 +508,8 @@ int cli_print_result(struct cli *c, const struct proto_cmd *cmd,
 static const msgpack_object *find_named(const msgpack_object *list,
                                         const char *name)
 {
-    for (uint32_t i = 0; list->type == MSGPACK_OBJECT_ARRAY &&
-                         i < list->via.array.size; i++) {
+    for (uint32_t i = 0;
+         list->type == MSGPACK_OBJECT_ARRAY && i < list->via.array.size; i++) {
         const msgpack_object *o = &list->via.array.ptr[i];
         const msgpack_object *n = render_get(o, "name");
         struct mp_str s;
@@ -531,7 +529,8 @@ int cli_list(struct cli *c, uint8_t op, const struct render_view *v)
     struct client_response r;
     int status = cli_read(c, op, "", &r);
     if (status == 0 && r.resp.payload.type != MSGPACK_OBJECT_ARRAY)
-        status = cli_fail(c, VC_EMALFORMED, false, "the agent's answer "
+        status = cli_fail(c, VC_EMALFORMED, false,
+                          "the agent's answer "
                           "holds no list");
     if (status == 0 && render_list(stdout, c->json, &r.resp.payload, v))
         status = print_failed(c);
@@ -545,8 +544,10 @@ int cli_show(struct cli *c, uint8_t op, const char *name,
     struct client_response r;
     const msgpack_object *o = NULL;
     if (!proto_name_ok(mp_cstr(name)))
-        return cli_usage(c, "\"%s\" is not a valid name (1-63 of A-Z a-z "
-                         "0-9 . _ -, starting with a letter or digit)", name);
+        return cli_usage(c,
+                         "\"%s\" is not a valid name (1-63 of A-Z a-z "
+                         "0-9 . _ -, starting with a letter or digit)",
+                         name);
     int status = cli_read(c, op, name, &r);
     if (status == 0 && !(o = find_named(&r.resp.payload, name)))
         status = cli_fail(c, VC_ENOTFOUND, false, "not found");

@@ -30,24 +30,24 @@ enum cli_exit {
 #define CLI_DEFAULT_TIMEOUT_MS 10000u
 
 struct cli {
-    const char *api;        /* --api, $VIRTCLOUD_API or the default */
-    bool json;              /* --json */
-    bool stale;             /* --stale */
-    const char *req_id;     /* --request-id, NULL when not given */
+    const char *api;         /* --api, $VIRTCLOUD_API or the default */
+    bool json;               /* --json */
+    bool stale;              /* --stale */
+    const char *req_id;      /* --request-id, NULL when not given */
     const char *timeout_arg; /* --timeout as typed, NULL when not given */
     uint32_t timeout_ms;
-    const char *usage;      /* of the running command, for usage errors */
+    const char *usage; /* of the running command, for usage errors */
     char usage_buf[256];
-    const char *help;       /* one line about the running command */
-    char what[160];         /* "cluster create c1": starts every message */
+    const char *help; /* one line about the running command */
+    char what[160];   /* "cluster create c1": starts every message */
     char req_buf[VC_REQID_MAX + 1]; /* generated request id */
 };
 
 struct cli_command {
     const char *name;
     int (*fn)(struct cli *c, int argc, char **argv);
-    const char *args; /* synopsis after the name */
-    const char *help; /* one line */
+    const char *args;              /* synopsis after the name */
+    const char *help;              /* one line */
     const struct cli_command *sub; /* subcommands, NULL-terminated */
 };
 
@@ -72,9 +72,8 @@ bool cli_parse_globals(struct cli *c, int argc, char **argv, int *i,
 /* Parses a command's words: opts and the global options in any order,
  * between min and max positional arguments into pos (borrowed from argv).
  * Returns false when the process should exit with *status. */
-bool cli_parse(struct cli *c, int argc, char **argv,
-               const struct cli_opt *opts, const char **pos, int min,
-               int max, int *status);
+bool cli_parse(struct cli *c, int argc, char **argv, const struct cli_opt *opts,
+               const char **pos, int min, int max, int *status);
 
 /* Prints "virtcloud <prefix> <name> <args>" and the help line of every
  * entry of table, descending into subcommand tables. */
@@ -114,8 +113,7 @@ int cli_read(struct cli *c, uint8_t op, const char *name,
 /* Validates cmd (usage error if it does not), stamps it with the request
  * id and the time, and submits it. On success returns 0 with res holding
  * the committed result; else reports and returns the exit status. */
-int cli_submit(struct cli *c, struct proto_cmd *cmd,
-               struct proto_result *res);
+int cli_submit(struct cli *c, struct proto_cmd *cmd, struct proto_result *res);
 
 /* Prints the outcome of a committed command: ok, name, vlan, gen,
  * request_id, message, plus the sites when with_sites. Returns the exit

@@ -243,8 +243,7 @@ static void json_object(FILE *f, const msgpack_object *o,
     fputc('}', f);
 }
 
-void render_json(FILE *f, const msgpack_object *o,
-                 const struct render_view *v)
+void render_json(FILE *f, const msgpack_object *o, const struct render_view *v)
 {
     if (!o) {
         fputs("null", f);
@@ -491,8 +490,8 @@ static void table_print(FILE *f, const struct table *t, const char *indent)
     }
 }
 
-static int table(FILE *f, const msgpack_object *o,
-                 const struct render_view *v, const char *indent)
+static int table(FILE *f, const msgpack_object *o, const struct render_view *v,
+                 const char *indent)
 {
     struct table t;
     int rv = table_fill(&t, o, v);
@@ -525,14 +524,12 @@ static int block_tables(FILE *f, const msgpack_object *o,
 }
 
 /* "label:  value" lines for the scalar fields, labels aligned. */
-static int block(FILE *f, const msgpack_object *o,
-                 const struct render_view *v)
+static int block(FILE *f, const msgpack_object *o, const struct render_view *v)
 {
     size_t w = 0;
     for (size_t i = 0; i < v->n; i++)
         if ((v->fields[i].flags & RENDER_LINE) &&
-            v->fields[i].kind != RENDER_TABLE &&
-            strlen(v->fields[i].title) > w)
+            v->fields[i].kind != RENDER_TABLE && strlen(v->fields[i].title) > w)
             w = strlen(v->fields[i].title);
     for (size_t i = 0; i < v->n; i++) {
         const struct render_field *fd = &v->fields[i];

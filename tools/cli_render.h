@@ -47,7 +47,7 @@ struct render_field {
     const char *key;   /* key in the document */
     const char *title; /* column heading or line label for humans */
     enum render_kind kind;
-    unsigned flags; /* enum render_flag */
+    unsigned flags;                /* enum render_flag */
     const struct render_view *sub; /* RENDER_TABLE: the rows' view */
 };
 
@@ -56,7 +56,10 @@ struct render_view {
     size_t n;
 };
 
-#define RENDER_VIEW(fields) {fields, sizeof fields / sizeof fields[0]}
+#define RENDER_VIEW(fields)                                                    \
+    {                                                                          \
+        fields, sizeof fields / sizeof fields[0]                               \
+    }
 
 /* Prints the list o (an array of maps) as one JSON array or as a table,
  * and a newline. A non-array prints as an empty list. Returns 0 or
@@ -69,8 +72,7 @@ int render_object(FILE *f, bool json, const msgpack_object *o,
                   const struct render_view *v);
 
 /* Prints o as JSON: through v where o is a map, else verbatim. */
-void render_json(FILE *f, const msgpack_object *o,
-                 const struct render_view *v);
+void render_json(FILE *f, const msgpack_object *o, const struct render_view *v);
 
 /* The value of key in map, or NULL (also when map is not a map). */
 const msgpack_object *render_get(const msgpack_object *map, const char *key);

@@ -130,8 +130,7 @@ static int connect_unix(const char *path, uint64_t deadline, int *fd,
 
 /* Splits "HOST:PORT", "[V6]:PORT" or "HOST" in place. Returns 0 or
  * VC_EINVAL with *why set. */
-static int split_host_port(char *s, char **host, char **port,
-                           const char **why)
+static int split_host_port(char *s, char **host, char **port, const char **why)
 {
     char *colon;
     *port = CLIENT_PORT;
@@ -231,8 +230,7 @@ static int connect_entry(struct client *cl, const char *entry,
         msg_add(errmsg, errlen, "%s: no answer to connect within %llu ms",
                 entry, (unsigned long long)(client_now_ms() - start));
     else
-        msg_add(errmsg, errlen, "%s: %s", entry,
-                why ? why : vc_strerror(rv));
+        msg_add(errmsg, errlen, "%s: %s", entry, why ? why : vc_strerror(rv));
     return rv;
 }
 
@@ -257,9 +255,8 @@ static size_t split_list(char *s, char **items, size_t max)
 
 /* Connects to the first reachable of items[from..n); *next is the index
  * after the one connected. */
-static int connect_from(struct client *cl, char **items, size_t n,
-                        size_t *next, uint64_t deadline, char *errmsg,
-                        size_t errlen)
+static int connect_from(struct client *cl, char **items, size_t n, size_t *next,
+                        uint64_t deadline, char *errmsg, size_t errlen)
 {
     bool bad_syntax = false;
     for (size_t i = *next; i < n; i++) {
@@ -362,16 +359,17 @@ static int io_failed(const struct client *cl, int rv, const char *what,
     if (rv == VC_ETIMEOUT)
         snprintf(errmsg, errlen, "%s: no answer in time", cl->addr);
     else if (rv == -ECONNRESET)
-        snprintf(errmsg, errlen, "%s: connection closed by the agent while "
-                 "%s", cl->addr, what);
+        snprintf(errmsg, errlen,
+                 "%s: connection closed by the agent while "
+                 "%s",
+                 cl->addr, what);
     else
-        snprintf(errmsg, errlen, "%s: %s: %s", cl->addr, what,
-                 vc_strerror(rv));
+        snprintf(errmsg, errlen, "%s: %s: %s", cl->addr, what, vc_strerror(rv));
     return rv;
 }
 
-int client_send(struct client *cl, struct proto_request *req,
-                uint64_t deadline, char *errmsg, size_t errlen)
+int client_send(struct client *cl, struct proto_request *req, uint64_t deadline,
+                char *errmsg, size_t errlen)
 {
     struct mp_buf out;
     int rv;
@@ -415,8 +413,8 @@ static int decode_failed(const struct client *cl, int rv, char *errmsg,
     return rv;
 }
 
-int client_recv(struct client *cl, struct client_response *r,
-                uint64_t deadline, char *errmsg, size_t errlen)
+int client_recv(struct client *cl, struct client_response *r, uint64_t deadline,
+                char *errmsg, size_t errlen)
 {
     uint8_t hdr[PROTO_FRAME_HDR];
     uint32_t len;
@@ -511,8 +509,8 @@ static int request_from(char **items, size_t n, struct proto_request *req,
 }
 
 int client_request(const char *addrs, struct proto_request *req,
-                   uint32_t timeout_ms, struct client_response *r,
-                   char *errmsg, size_t errlen)
+                   uint32_t timeout_ms, struct client_response *r, char *errmsg,
+                   size_t errlen)
 {
     uint64_t deadline = client_now_ms() + timeout_ms;
     char *copy = strdup(addrs), *items[CLIENT_ADDRS_MAX];
@@ -526,8 +524,8 @@ int client_request(const char *addrs, struct proto_request *req,
             snprintf(errmsg, errlen, "empty address list");
             rv = VC_EINVAL;
         } else {
-            rv = request_from(items, n, req, deadline, r, tried, errmsg,
-                              errlen);
+            rv =
+                request_from(items, n, req, deadline, r, tried, errmsg, errlen);
         }
     }
     free(copy);

@@ -28,8 +28,8 @@
 #define CLIENT_ADDRS_MAX 32 /* entries in one address list */
 
 struct client {
-    int fd;            /* -1 while not connected */
-    uint32_t next_seq; /* seq of the next request sent */
+    int fd;                     /* -1 while not connected */
+    uint32_t next_seq;          /* seq of the next request sent */
     char addr[VC_ADDR_MAX + 8]; /* address connected to, for messages */
 };
 
@@ -59,16 +59,16 @@ int client_connect(struct client *cl, const char *addrs, uint64_t deadline,
 /* Assigns req->seq and writes the request. Returns 0, VC_EINVAL (the
  * request does not validate; errmsg says why), VC_ETIMEOUT, or a negative
  * errno (connection lost). */
-int client_send(struct client *cl, struct proto_request *req,
-                uint64_t deadline, char *errmsg, size_t errlen);
+int client_send(struct client *cl, struct proto_request *req, uint64_t deadline,
+                char *errmsg, size_t errlen);
 
 /* Reads the next answer, whatever its seq, into r (initialized here; the
  * caller closes it, also on failure). Returns 0, VC_ETIMEOUT,
  * VC_EMALFORMED / VC_EVERSION / VC_ETOOBIG (undecodable frame), VC_ENOMEM
  * or a negative errno (-ECONNRESET when the agent closed the
  * connection). */
-int client_recv(struct client *cl, struct client_response *r,
-                uint64_t deadline, char *errmsg, size_t errlen);
+int client_recv(struct client *cl, struct client_response *r, uint64_t deadline,
+                char *errmsg, size_t errlen);
 
 /* client_send() then client_recv() until the answer to req->seq arrives;
  * answers to other requests are dropped. Same returns. */
@@ -88,8 +88,8 @@ void client_close(struct client *cl);
  * without request id was sent but the connection dropped) or another code
  * of client_call(). r is initialized here and closed by the caller. */
 int client_request(const char *addrs, struct proto_request *req,
-                   uint32_t timeout_ms, struct client_response *r,
-                   char *errmsg, size_t errlen);
+                   uint32_t timeout_ms, struct client_response *r, char *errmsg,
+                   size_t errlen);
 
 void client_response_init(struct client_response *r);
 /* Frees the frame; r may be reused. Closing twice is harmless. */

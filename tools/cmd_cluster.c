@@ -66,8 +66,8 @@ static int cluster_show(struct cli *c, int argc, char **argv)
 /* Parses "NAME" and opts, and starts a command of type about NAME.
  * Returns false when the process should exit with *status. */
 static bool begin(struct cli *c, int argc, char **argv,
-                  const struct cli_opt *opts, int type,
-                  struct proto_cmd *cmd, int *status)
+                  const struct cli_opt *opts, int type, struct proto_cmd *cmd,
+                  int *status)
 {
     const char *pos[1];
     char what[sizeof c->what];
@@ -119,8 +119,10 @@ static int parse_sites(struct cli *c, const char *list, struct proto_cmd *cmd)
 static int parse_lease(struct cli *c, const char *arg, uint64_t *ms)
 {
     if (cli_parse_duration(arg, ms) != 0)
-        return cli_usage(c, "--lease \"%s\": expected a duration such as "
-                         "8h, 2d or 1h30m", arg);
+        return cli_usage(c,
+                         "--lease \"%s\": expected a duration such as "
+                         "8h, 2d or 1h30m",
+                         arg);
     return 0;
 }
 
@@ -164,12 +166,10 @@ static int cluster_create(struct cli *c, int argc, char **argv)
 static int cluster_release(struct cli *c, int argc, char **argv)
 {
     bool force = false;
-    const struct cli_opt opts[] = {{"force", NULL, &force},
-                                   {NULL, NULL, NULL}};
+    const struct cli_opt opts[] = {{"force", NULL, &force}, {NULL, NULL, NULL}};
     struct proto_cmd cmd;
     int status;
-    if (!begin(c, argc, argv, opts, PROTO_CMD_CLUSTER_RELEASE, &cmd,
-               &status))
+    if (!begin(c, argc, argv, opts, PROTO_CMD_CLUSTER_RELEASE, &cmd, &status))
         return status;
     cmd.force = force;
     return submit(c, &cmd, false);
@@ -178,8 +178,7 @@ static int cluster_release(struct cli *c, int argc, char **argv)
 static int cluster_renew(struct cli *c, int argc, char **argv)
 {
     const char *lease = NULL;
-    const struct cli_opt opts[] = {{"lease", &lease, NULL},
-                                   {NULL, NULL, NULL}};
+    const struct cli_opt opts[] = {{"lease", &lease, NULL}, {NULL, NULL, NULL}};
     struct proto_cmd cmd;
     int status;
     if (!begin(c, argc, argv, opts, PROTO_CMD_CLUSTER_RENEW, &cmd, &status))
@@ -194,8 +193,7 @@ static int cluster_renew(struct cli *c, int argc, char **argv)
 static int site_change(struct cli *c, int argc, char **argv, int type)
 {
     const char *site = NULL;
-    const struct cli_opt opts[] = {{"site", &site, NULL},
-                                   {NULL, NULL, NULL}};
+    const struct cli_opt opts[] = {{"site", &site, NULL}, {NULL, NULL, NULL}};
     struct proto_cmd cmd;
     int status;
     if (!begin(c, argc, argv, opts, type, &cmd, &status))
@@ -220,9 +218,8 @@ static int cluster_shrink(struct cli *c, int argc, char **argv)
 static int attachment(struct cli *c, int argc, char **argv, int type)
 {
     const char *host = NULL, *iface = NULL;
-    const struct cli_opt opts[] = {{"host", &host, NULL},
-                                   {"iface", &iface, NULL},
-                                   {NULL, NULL, NULL}};
+    const struct cli_opt opts[] = {
+        {"host", &host, NULL}, {"iface", &iface, NULL}, {NULL, NULL, NULL}};
     struct proto_cmd cmd;
     int status;
     if (!begin(c, argc, argv, opts, type, &cmd, &status))
@@ -250,14 +247,20 @@ const struct cli_command cmd_cluster_commands[] = {
      "NAME --sites A,B,... [--owner U] [--image certified|user] "
      "[--lease D]",
      "create a cluster on a VLAN free at every listed site (lease 24h, "
-     "owner $SUDO_USER or $USER)", NULL},
-    {"list", cluster_list, "", "list clusters: VLAN, state, owner, sites, "
-                               "lease left", NULL},
-    {"show", cluster_show, "NAME", "show one cluster with the state of "
-                                   "every site and its attachments", NULL},
+     "owner $SUDO_USER or $USER)",
+     NULL},
+    {"list", cluster_list, "",
+     "list clusters: VLAN, state, owner, sites, "
+     "lease left",
+     NULL},
+    {"show", cluster_show, "NAME",
+     "show one cluster with the state of "
+     "every site and its attachments",
+     NULL},
     {"release", cluster_release, "NAME [--force]",
      "release the cluster; its VLAN is reused only once every site has "
-     "removed it", NULL},
+     "removed it",
+     NULL},
     {"extend", cluster_extend, "NAME --site S",
      "add site S (its pool must allow the cluster's VLAN)", NULL},
     {"shrink", cluster_shrink, "NAME --site S", "remove site S", NULL},

@@ -43,8 +43,10 @@ static int site_show(struct cli *c, int argc, char **argv)
 }
 
 const struct cli_command cmd_site_commands[] = {
-    {"list", site_list, "", "list every site: VLAN pool, free and used IDs, "
-                            "uplink, hosts", NULL},
+    {"list", site_list, "",
+     "list every site: VLAN pool, free and used IDs, "
+     "uplink, hosts",
+     NULL},
     {"show", site_show, "NAME", "show one site and its hosts", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -16,8 +16,7 @@ static int cmd_help(struct cli *c, int argc, char **argv);
 
 static const struct cli_command commands[] = {
     {"status", cmd_status, "",
-     "show the answering agent's raft role, the leader and every member",
-     NULL},
+     "show the answering agent's raft role, the leader and every member", NULL},
     {"site", cmd_site, "list | show NAME", "sites", cmd_site_commands},
     {"cluster", cmd_cluster, "SUBCOMMAND ...", "clusters",
      cmd_cluster_commands},
@@ -27,52 +26,50 @@ static const struct cli_command commands[] = {
 
 static void print_help(FILE *f)
 {
-    fputs(
-        "usage: virtcloud [OPTIONS] COMMAND [ARGS] [OPTIONS]\n"
-        "\n"
-        "Options (before or after the command):\n"
-        "  --api ADDR[,ADDR...]  agents to try in order: HOST:PORT, "
-        "[IPv6]:PORT or\n"
-        "                        unix:/path (default $VIRTCLOUD_API, else "
-        CLI_DEFAULT_API ")\n"
-        "  --json                print one JSON document on stdout, for "
-        "scripts\n"
-        "  --timeout DURATION    give up after this long (default 10s; "
-        "e.g. 500ms, 5m)\n"
-        "  --stale               reads: answer from the agent's local "
-        "state, which may\n"
-        "                        lag behind the leader\n"
-        "  --request-id ID       writes: de-duplication id; repeating a "
-        "command with the\n"
-        "                        same id returns the first answer "
-        "(e.g. slurm:1234)\n"
-        "Durations: a number and a unit (ms, s, m, h, d), or sums such as "
-        "1h30m.\n"
-        "\n"
-        "Commands:\n",
-        f);
+    fputs("usage: virtcloud [OPTIONS] COMMAND [ARGS] [OPTIONS]\n"
+          "\n"
+          "Options (before or after the command):\n"
+          "  --api ADDR[,ADDR...]  agents to try in order: HOST:PORT, "
+          "[IPv6]:PORT or\n"
+          "                        unix:/path (default $VIRTCLOUD_API, "
+          "else " CLI_DEFAULT_API ")\n"
+          "  --json                print one JSON document on stdout, for "
+          "scripts\n"
+          "  --timeout DURATION    give up after this long (default 10s; "
+          "e.g. 500ms, 5m)\n"
+          "  --stale               reads: answer from the agent's local "
+          "state, which may\n"
+          "                        lag behind the leader\n"
+          "  --request-id ID       writes: de-duplication id; repeating a "
+          "command with the\n"
+          "                        same id returns the first answer "
+          "(e.g. slurm:1234)\n"
+          "Durations: a number and a unit (ms, s, m, h, d), or sums such as "
+          "1h30m.\n"
+          "\n"
+          "Commands:\n",
+          f);
     cli_print_synopsis(f, commands, "");
-    fputs(
-        "\n"
-        "Exit status:\n"
-        "  0  done\n"
-        "  1  failed: refused (invalid, not found, conflict, no common "
-        "VLAN...) or\n"
-        "     applied with an error result; retrying the same will fail "
-        "again\n"
-        "  2  usage error: nothing was sent\n"
-        "  3  unavailable: no quorum, no leader, agent stopping or "
-        "unreachable;\n"
-        "     nothing was applied, retrying later may help\n"
-        "  4  timed out or outcome unknown: re-run with the same "
-        "--request-id to learn\n"
-        "     the outcome (a write without --request-id reports the id it "
-        "used)\n"
-        "Errors: one line \"virtcloud: WHAT: REASON\" on stderr; with "
-        "--json also\n"
-        "{\"ok\":false,\"error\":NAME,\"code\":N,\"message\":TEXT} on "
-        "stdout.\n",
-        f);
+    fputs("\n"
+          "Exit status:\n"
+          "  0  done\n"
+          "  1  failed: refused (invalid, not found, conflict, no common "
+          "VLAN...) or\n"
+          "     applied with an error result; retrying the same will fail "
+          "again\n"
+          "  2  usage error: nothing was sent\n"
+          "  3  unavailable: no quorum, no leader, agent stopping or "
+          "unreachable;\n"
+          "     nothing was applied, retrying later may help\n"
+          "  4  timed out or outcome unknown: re-run with the same "
+          "--request-id to learn\n"
+          "     the outcome (a write without --request-id reports the id it "
+          "used)\n"
+          "Errors: one line \"virtcloud: WHAT: REASON\" on stderr; with "
+          "--json also\n"
+          "{\"ok\":false,\"error\":NAME,\"code\":N,\"message\":TEXT} on "
+          "stdout.\n",
+          f);
 }
 
 static int cmd_help(struct cli *c, int argc, char **argv)
