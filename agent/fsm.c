@@ -504,14 +504,15 @@ static int cmd_site_remove(struct fsm *f, const struct proto_cmd *c,
         return fail(r, VC_ENOTFOUND, "no site named %.*s", S(c->name));
     struct fsm_site *site = &f->sites[s];
     if (site->nslots && !c->force) {
-        const char *example = "?";
+        const char *example = NULL; /* first by name: replicas agree */
         for (uint32_t i = 0; i < f->nclusters; i++)
-            if (f->clusters[i].live && fsm_cluster_slot(&f->clusters[i], (unsigned)s))
+            if (f->clusters[i].live && fsm_cluster_slot(&f->clusters[i], (unsigned)s) &&
+                (!example || strcmp(f->clusters[i].name, example) < 0))
                 example = f->clusters[i].name;
         return fail(r, VC_EINUSE,
                     "site %s is spanned by %u cluster(s), e.g. %s; shrink or "
                     "release them, or remove with --force",
-                    site->name, site->nslots, example);
+                    site->name, site->nslots, example ? example : "?");
     }
     /* Forced: the site's slots go in this same transaction. */
     uint32_t shrunk = 0;
@@ -610,18 +611,19 @@ static void touch_site_clusters(struct fsm *f, unsigned s)
     }
 }
 
+/* Names the first such cluster by name, so that replicas agree. */
 static bool host_attached(const struct fsm *f, const char *host,
                           const char **cluster)
 {
+    *cluster = NULL;
     for (uint32_t i = 0; i < f->nclusters; i++) {
         const struct fsm_cluster *c = &f->clusters[i];
         for (uint32_t j = 0; c->live && j < c->natt; j++)
-            if (strcmp(c->att[j].host, host) == 0) {
+            if (strcmp(c->att[j].host, host) == 0 &&
+                (!*cluster || strcmp(c->name, *cluster) < 0))
                 *cluster = c->name;
-                return true;
-            }
     }
-    return false;
+    return *cluster != NULL;
 }
 
 static int cmd_host_remove(struct fsm *f, const struct proto_cmd *c,

@@ -347,9 +347,23 @@ static int restore_attach(struct fsm *f, struct fsm_cluster *c,
         mp_get_str(&fl[1], VC_IFNAME_MAX, &iface) != 0 ||
         !proto_ifname_ok(iface))
         BAD("snapshot cluster %s: malformed attachment", c->name);
-    if (map_find(&f->host_map, host.p, host.n) < 0)
+    int64_t h = map_find(&f->host_map, host.p, host.n);
+    if (h < 0)
         BAD("snapshot cluster %s: attachment to unknown host %.*s", c->name,
             (int)host.n, host.p);
+    /* As cmd_attach: only at a site the cluster spans and keeps, and one
+     * cluster per interface. */
+    const struct fsm_slot *sl = fsm_cluster_slot(c, f->hosts[h].site);
+    if (!sl || sl->removing)
+        BAD("snapshot cluster %s: attachment of %.*s at a site it does not "
+            "span", c->name, (int)host.n, host.p);
+    for (uint32_t i = 0; i < f->nclusters; i++)
+        for (uint32_t j = 0; f->clusters[i].live && j < f->clusters[i].natt; j++)
+            if (mp_str_eq(host, f->clusters[i].att[j].host) &&
+                mp_str_eq(iface, f->clusters[i].att[j].iface))
+                BAD("snapshot cluster %s: %.*s/%.*s is also attached to %s",
+                    c->name, (int)host.n, host.p, (int)iface.n, iface.p,
+                    f->clusters[i].name);
     mp_str_copy(host, c->att[c->natt].host, sizeof c->att->host);
     mp_str_copy(iface, c->att[c->natt].iface, sizeof c->att->iface);
     c->natt++;
@@ -406,9 +420,17 @@ static int restore_cluster(struct fsm *f, const msgpack_object *o,
     c->deadline_ms = deadline;
     c->gen = gen;
     c->state = releasing ? FSM_RELEASING : FSM_PENDING;
-    for (uint32_t i = 0; i < ns; i++)
+    uint32_t active = 0;
+    for (uint32_t i = 0; i < ns; i++) {
         if ((rv = restore_slot(f, c, &slots[i], errmsg, errlen)) != 0)
             return rv;
+        active += !c->slots[i].removing;
+    }
+    /* Released: every site is removing it; otherwise one site keeps it. */
+    if (releasing ? active != 0 : active == 0)
+        BAD("snapshot cluster %s: %s", name,
+            releasing ? "released but still kept at a site"
+                      : "every site is removing it, but it is not released");
     for (uint32_t i = 0; i < na; i++)
         if ((rv = restore_attach(f, c, &atts[i], errmsg, errlen)) != 0)
             return rv;
@@ -444,6 +466,9 @@ static int restore_dedupe(struct fsm *f, const msgpack_object *o,
             mp_get_u64(&fl[3], &r.gen) != 0 ||
             mp_get_str(&fl[4], VC_MSG_MAX, &msg) != 0)
             BAD("snapshot request id %u: malformed", i);
+        for (uint32_t k = 0; k < id.n; k++) /* as proto_cmd_validate() */
+            if ((unsigned char)id.p[k] <= ' ' || id.p[k] == 0x7f)
+                BAD("snapshot request id %u: not printable", i);
         if (map_find(&f->dd_map, id.p, id.n) >= 0)
             BAD("snapshot request id %.*s: listed twice", (int)id.n, id.p);
         r.code = (int)fl[1].via.i64;

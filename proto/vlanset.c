@@ -157,6 +157,7 @@ struct fmt_ctx {
     size_t len;
     size_t used;
     bool full;
+    size_t reserve; /* bytes kept free after each item: NUL, or "..." */
 };
 
 static int fmt_range(unsigned lo, unsigned hi, void *arg)
@@ -166,7 +167,7 @@ static int fmt_range(unsigned lo, unsigned hi, void *arg)
     int n = lo == hi ? snprintf(item, sizeof item, "%s%u", c->used ? "," : "", lo)
                      : snprintf(item, sizeof item, "%s%u-%u",
                                 c->used ? "," : "", lo, hi);
-    if (c->used + (size_t)n + 4 > c->len) {
+    if (c->used + (size_t)n + c->reserve > c->len) {
         c->full = true;
         return 1;
     }
@@ -177,11 +178,16 @@ static int fmt_range(unsigned lo, unsigned hi, void *arg)
 
 char *vlanset_format(const struct vlanset *s, char *buf, size_t len)
 {
-    struct fmt_ctx c = {buf, len, 0, false};
+    struct fmt_ctx c = {buf, len, 0, false, 1};
     if (len == 0)
         return buf;
     buf[0] = '\0';
     vlanset_ranges(s, fmt_range, &c);
+    if (c.full) { /* redo leaving room for "..." */
+        c = (struct fmt_ctx){buf, len, 0, false, 4};
+        buf[0] = '\0';
+        vlanset_ranges(s, fmt_range, &c);
+    }
     if (c.full && len >= 4)
         memcpy(buf + (c.used + 4 <= len ? c.used : len - 4), "...", 4);
     return buf;
