@@ -242,12 +242,16 @@ int proto_cmd_validate(const struct proto_cmd *c, char *errmsg,
 
 /* --- encoding ---------------------------------------------------------- */
 
-static int pack_range(unsigned lo, unsigned hi, void *arg)
+/* Commands are written with the direct writers of mp.h (the packer's
+ * bytes without a callback per piece): proto_cmd_pack() runs for every
+ * proposed command and proto_batch_encode() for every log entry. */
+
+static int put_range(unsigned lo, unsigned hi, void *arg)
 {
-    msgpack_packer *pk = arg;
-    msgpack_pack_array(pk, 2);
-    msgpack_pack_uint16(pk, (uint16_t)lo);
-    msgpack_pack_uint16(pk, (uint16_t)hi);
+    struct mp_buf *b = arg;
+    mp_put_array(b, 2);
+    mp_put_uint(b, lo);
+    mp_put_uint(b, hi);
     return 0;
 }
 
@@ -259,58 +263,72 @@ static int count_range(unsigned lo, unsigned hi, void *arg)
     return 0;
 }
 
-static void pack_pool(msgpack_packer *pk, const struct vlanset *s)
+static void put_pool(struct mp_buf *b, const struct vlanset *s)
 {
     uint32_t n = 0;
     vlanset_ranges(s, count_range, &n);
-    msgpack_pack_array(pk, n);
-    vlanset_ranges(s, pack_range, pk);
+    mp_put_array(b, n);
+    vlanset_ranges(s, put_range, b);
 }
 
-static void pack_field(msgpack_packer *pk, const struct proto_cmd *c, char f)
+static void put_field(struct mp_buf *b, const struct proto_cmd *c, char f)
 {
     switch (f) {
-    case 'n': mp_pack_str(pk, c->name); break;
-    case 's': mp_pack_str(pk, c->site); break;
-    case 'o': mp_pack_str(pk, c->owner); break;
-    case 'h': mp_pack_str(pk, c->host); break;
-    case 'i': mp_pack_str(pk, c->iface); break;
-    case 'a': mp_pack_str(pk, c->addr); break;
-    case 't': mp_pack_str(pk, c->text); break;
-    case 'p': pack_pool(pk, &c->pool); break;
-    case 'u': msgpack_pack_uint8(pk, c->uplink); break;
-    case 'v': msgpack_pack_uint16(pk, c->svlan); break;
-    case 'k': msgpack_pack_uint8(pk, c->image); break;
-    case 'l': msgpack_pack_uint64(pk, c->lease_ms); break;
-    case 'g': msgpack_pack_uint64(pk, c->gen); break;
-    case 'm': c->managed ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
-    case 'f': c->force ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
-    case 'b': c->ok ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
+    case 'n': mp_put_str(b, c->name); break;
+    case 's': mp_put_str(b, c->site); break;
+    case 'o': mp_put_str(b, c->owner); break;
+    case 'h': mp_put_str(b, c->host); break;
+    case 'i': mp_put_str(b, c->iface); break;
+    case 'a': mp_put_str(b, c->addr); break;
+    case 't': mp_put_str(b, c->text); break;
+    case 'p': put_pool(b, &c->pool); break;
+    case 'u': mp_put_uint(b, c->uplink); break;
+    case 'v': mp_put_uint(b, c->svlan); break;
+    case 'k': mp_put_uint(b, c->image); break;
+    case 'l': mp_put_uint(b, c->lease_ms); break;
+    case 'g': mp_put_uint(b, c->gen); break;
+    case 'm': mp_put_bool(b, c->managed); break;
+    case 'f': mp_put_bool(b, c->force); break;
+    case 'b': mp_put_bool(b, c->ok); break;
     case 'S':
-        msgpack_pack_array(pk, c->nsites);
+        mp_put_array(b, c->nsites);
         for (uint32_t i = 0; i < c->nsites; i++)
-            mp_pack_str(pk, c->sites[i]);
+            mp_put_str(b, c->sites[i]);
         break;
     }
 }
 
-void proto_cmd_pack(msgpack_packer *pk, const struct proto_cmd *c)
+static void put_cmd(struct mp_buf *b, const struct proto_cmd *c)
 {
     const char *fields = proto_cmd_fields(c->type);
-    msgpack_pack_array(pk, 5);
-    msgpack_pack_uint8(pk, c->type);
-    mp_pack_str(pk, c->req_id);
-    msgpack_pack_uint64(pk, c->time_ms);
-    mp_pack_str(pk, c->origin);
-    msgpack_pack_array(pk, (uint32_t)strlen(fields ? fields : ""));
+    mp_put_array(b, 5);
+    mp_put_uint(b, c->type);
+    mp_put_str(b, c->req_id);
+    mp_put_uint(b, c->time_ms);
+    mp_put_str(b, c->origin);
+    mp_put_array(b, (uint32_t)strlen(fields ? fields : ""));
     for (const char *f = fields; f && *f; f++)
-        pack_field(pk, c, *f);
+        put_field(b, c, *f);
+}
+
+void proto_cmd_pack(msgpack_packer *pk, const struct proto_cmd *c)
+{
+    struct mp_buf *b = mp_packer_buf(pk), tmp;
+    if (b) {
+        put_cmd(b, c);
+        return;
+    }
+    /* A packer writing elsewhere gets the bytes in one piece. */
+    mp_buf_init(&tmp);
+    put_cmd(&tmp, c);
+    if (!tmp.oom)
+        pk->callback(pk->data, tmp.data, tmp.len);
+    mp_buf_close(&tmp);
 }
 
 int proto_batch_encode(const struct proto_cmd *cmds, size_t n,
                        struct mp_buf *out, char *errmsg, size_t errlen)
 {
-    msgpack_packer pk;
     if (n < 1 || n > VC_BATCH_MAX) {
         snprintf(errmsg, errlen, "batch of %zu commands (1..%d allowed)", n,
                  VC_BATCH_MAX);
@@ -322,12 +340,11 @@ int proto_batch_encode(const struct proto_cmd *cmds, size_t n,
             return rv;
     }
     size_t start = out->len;
-    mp_packer_init(&pk, out);
-    msgpack_pack_array(&pk, 2);
-    msgpack_pack_uint8(&pk, PROTO_LOG_VERSION);
-    msgpack_pack_array(&pk, (uint32_t)n);
+    mp_put_array(out, 2);
+    mp_put_uint(out, PROTO_LOG_VERSION);
+    mp_put_array(out, (uint32_t)n);
     for (size_t i = 0; i < n; i++)
-        proto_cmd_pack(&pk, &cmds[i]);
+        put_cmd(out, &cmds[i]);
     if (out->oom) {
         snprintf(errmsg, errlen, "out of memory encoding a batch");
         return VC_ENOMEM;
@@ -336,6 +353,11 @@ int proto_batch_encode(const struct proto_cmd *cmds, size_t n,
         out->len = start;
         snprintf(errmsg, errlen, "batch exceeds %u bytes", PROTO_ENTRY_MAX);
         return VC_ETOOBIG;
+    }
+    proto_entry_pad(out);
+    if (out->oom) {
+        snprintf(errmsg, errlen, "out of memory encoding a batch");
+        return VC_ENOMEM;
     }
     return 0;
 }
@@ -442,6 +464,27 @@ int proto_cmd_unpack(const msgpack_object *o, struct proto_cmd *c,
     return proto_cmd_validate(c, errmsg, errlen);
 }
 
+void proto_entry_pad(struct mp_buf *out)
+{
+    static const char zeros[8];
+    msgpack_packer pk;
+    mp_packer_init(&pk, out);
+    if (out->len % 8)
+        pk.callback(pk.data, zeros, 8 - out->len % 8);
+}
+
+size_t proto_entry_unpad(const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    size_t used;
+    if (mp_scan(data, len, &used) != 0 || len - used >= 8)
+        return len;
+    for (size_t i = used; i < len; i++)
+        if (p[i] != 0)
+            return len;
+    return used;
+}
+
 int proto_batch_decode(const void *data, size_t len, msgpack_zone *zone,
                        struct proto_cmd *cmds, size_t max, size_t *n,
                        char *errmsg, size_t errlen)
@@ -457,6 +500,7 @@ int proto_batch_decode(const void *data, size_t len, msgpack_zone *zone,
                  PROTO_ENTRY_MAX);
         return VC_ETOOBIG;
     }
+    len = proto_entry_unpad(data, len);
     rv = mp_decode(data, len, zone, &root);
     if (rv != 0) {
         snprintf(errmsg, errlen, "entry is not valid bounded msgpack");

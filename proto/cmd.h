@@ -106,6 +106,13 @@ int proto_cmd_validate(const struct proto_cmd *cmd, char *errmsg,
 int proto_batch_encode(const struct proto_cmd *cmds, size_t n,
                        struct mp_buf *out, char *errmsg, size_t errlen);
 
+/* raft 0.22.1 takes only entries whose size is a multiple of 8 bytes:
+ * proto_entry_pad() appends 0-7 zero bytes after the encoded batch, and
+ * proto_entry_unpad() returns the length without them (len itself if the
+ * bytes after the first value are not such padding). */
+void proto_entry_pad(struct mp_buf *out);
+size_t proto_entry_unpad(const void *data, size_t len);
+
 /* Decodes a batch. cmds must have room for max entries; *n receives the
  * count. Strings borrow from data and zone (cleared by the caller between
  * uses). Returns 0, VC_EMALFORMED, VC_EVERSION, VC_ETOOBIG or VC_EINVAL. */

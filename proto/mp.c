@@ -49,24 +49,34 @@ char *mp_buf_take(struct mp_buf *b, size_t *len)
     return d;
 }
 
+int mp_buf_grow(struct mp_buf *b, size_t n)
+{
+    if (b->oom)
+        return VC_ENOMEM;
+    if (b->cap - b->len >= n)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < n)
+        cap *= 2;
+    char *d = realloc(b->data, cap);
+    if (!d) {
+        b->oom = true;
+        return VC_ENOMEM;
+    }
+    b->data = d;
+    b->cap = cap;
+    return 0;
+}
+
 static int buf_write(void *data, const char *buf, size_t len)
 {
     struct mp_buf *b = data;
-    if (b->oom)
+    uint8_t *p;
+    if (len == 0) /* msgpack-c writes empty string bodies */
+        return b->oom ? -1 : 0;
+    if (!(p = mp_buf_room(b, len)))
         return -1;
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + len)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (!d) {
-            b->oom = true;
-            return -1;
-        }
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, buf, len);
+    memcpy(p, buf, len);
     b->len += len;
     return 0;
 }
@@ -74,6 +84,11 @@ static int buf_write(void *data, const char *buf, size_t len)
 void mp_packer_init(msgpack_packer *pk, struct mp_buf *b)
 {
     msgpack_packer_init(pk, b, buf_write);
+}
+
+struct mp_buf *mp_packer_buf(const msgpack_packer *pk)
+{
+    return pk->callback == buf_write ? pk->data : NULL;
 }
 
 void mp_pack_str(msgpack_packer *pk, struct mp_str s)
@@ -146,7 +161,7 @@ static int header(const uint8_t *p, size_t left, size_t *hdr,
     return 0;
 }
 
-int mp_check(const void *data, size_t len)
+int mp_scan(const void *data, size_t len, size_t *used)
 {
     const uint8_t *p = data;
     size_t off = 0;
@@ -176,7 +191,17 @@ int mp_check(const void *data, size_t len)
             pending[++depth] = children;
         }
     }
-    return off == len ? 0 : VC_EMALFORMED;
+    *used = off;
+    return 0;
+}
+
+int mp_check(const void *data, size_t len)
+{
+    size_t used;
+    int rv = mp_scan(data, len, &used);
+    if (rv != 0)
+        return rv;
+    return used == len ? 0 : VC_EMALFORMED;
 }
 
 int mp_decode(const void *data, size_t len, msgpack_zone *zone,

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define MP_MAX_DEPTH 8
 
@@ -53,10 +54,99 @@ void mp_buf_reset(struct mp_buf *b);
 /* Detaches the data (caller frees with free()). */
 char *mp_buf_take(struct mp_buf *b, size_t *len);
 
+/* Makes room for n more bytes. Returns 0, or VC_ENOMEM with b->oom set
+ * (also if it was already set: an incomplete buffer takes no more). */
+int mp_buf_grow(struct mp_buf *b, size_t n);
+
+/* Where n more bytes go, or NULL (b->oom). The caller writes them and
+ * adds what it wrote to b->len. */
+static inline uint8_t *mp_buf_room(struct mp_buf *b, size_t n)
+{
+    if ((b->oom || b->cap - b->len < n) && mp_buf_grow(b, n) != 0)
+        return NULL;
+    return (uint8_t *)b->data + b->len;
+}
+
+/* Direct writers: append one msgpack value to b, byte for byte what
+ * msgpack-c's packer writes (the smallest form of each value), without a
+ * callback per piece. Encoding log entries is on every command's path. */
+static inline size_t mp_store_be(uint8_t *p, uint8_t type, uint64_t v,
+                                 int n)
+{
+    p[0] = type;
+    for (int i = n; i > 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+    return 1 + (size_t)n;
+}
+
+static inline void mp_put_uint(struct mp_buf *b, uint64_t v)
+{
+    uint8_t *p = mp_buf_room(b, 9);
+    if (!p)
+        return;
+    if (v < 0x80)
+        p[0] = (uint8_t)v, b->len += 1;
+    else if (v <= UINT8_MAX)
+        b->len += mp_store_be(p, 0xcc, v, 1);
+    else if (v <= UINT16_MAX)
+        b->len += mp_store_be(p, 0xcd, v, 2);
+    else if (v <= UINT32_MAX)
+        b->len += mp_store_be(p, 0xce, v, 4);
+    else
+        b->len += mp_store_be(p, 0xcf, v, 8);
+}
+
+static inline void mp_put_array(struct mp_buf *b, uint32_t n)
+{
+    uint8_t *p = mp_buf_room(b, 5);
+    if (!p)
+        return;
+    if (n < 16)
+        p[0] = (uint8_t)(0x90 | n), b->len += 1;
+    else if (n <= UINT16_MAX)
+        b->len += mp_store_be(p, 0xdc, n, 2);
+    else
+        b->len += mp_store_be(p, 0xdd, n, 4);
+}
+
+static inline void mp_put_bool(struct mp_buf *b, bool v)
+{
+    uint8_t *p = mp_buf_room(b, 1);
+    if (p)
+        p[0] = v ? 0xc3 : 0xc2, b->len += 1;
+}
+
+static inline void mp_put_str(struct mp_buf *b, struct mp_str s)
+{
+    uint8_t *p = mp_buf_room(b, 5 + (size_t)s.n);
+    size_t h;
+    if (!p)
+        return;
+    if (s.n < 32)
+        p[0] = (uint8_t)(0xa0 | s.n), h = 1;
+    else if (s.n <= UINT8_MAX)
+        h = mp_store_be(p, 0xd9, s.n, 1);
+    else if (s.n <= UINT16_MAX)
+        h = mp_store_be(p, 0xda, s.n, 2);
+    else
+        h = mp_store_be(p, 0xdb, s.n, 4);
+    if (s.n)
+        memcpy(p + h, s.p, s.n);
+    b->len += h + s.n;
+}
+
 /* Packer writing into b. */
 void mp_packer_init(msgpack_packer *pk, struct mp_buf *b);
+
+/* The buffer pk writes into if mp_packer_init() made it, else NULL: lets
+ * encoders use the direct writers above behind the packer interface. */
+struct mp_buf *mp_packer_buf(const msgpack_packer *pk);
 void mp_pack_str(msgpack_packer *pk, struct mp_str s);
 void mp_pack_cstr(msgpack_packer *pk, const char *s);
+
+/* Like mp_check() for the first value in data[0..len): *used receives its
+ * length; bytes after it are not looked at. */
+int mp_scan(const void *data, size_t len, size_t *used);
 
 /* Validates that data[0..len) holds exactly one well-formed msgpack value
  * within the limits above. Returns 0 or VC_EMALFORMED. */

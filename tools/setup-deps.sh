@@ -9,7 +9,7 @@ set -eu
 
 RAFT_MIN=0.22.1
 BASE_PKGS="build-essential meson ninja-build pkg-config libuv1-dev libsodium-dev \
-libmsgpack-dev libcmocka-dev libmnl-dev iproute2 clang"
+libmsgpack-dev libcmocka-dev libmnl-dev libinih-dev iproute2 clang python3"
 BPO_LIST=/etc/apt/sources.list.d/bookworm-backports.sources
 
 need_root() {

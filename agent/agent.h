@@ -1,0 +1,192 @@
+/* The agent daemon's shared state: one struct agent per process.
+ *
+ * Data path of a write: api.c reads a frame -> request.c (new request,
+ * de-duplicated by request id) -> leader: queued, group-committed through
+ * consensus.c; follower: forwarded to the leader by peer.c -> raft log ->
+ * fsm -> apply hook completes the request (on the forwarding follower too,
+ * as soon as it applies the entry) -> api.c writes the answer.
+ */
+#ifndef VC_AGENT_AGENT_H
+#define VC_AGENT_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../proto/cmd.h"
+#include "../proto/frame.h"
+#include "config.h"
+#include "consensus.h"
+#include "fsm.h"
+#include "map.h"
+
+struct agent;
+struct request;
+
+/* A client connection (TCP or Unix). */
+struct conn {
+    union {
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    struct agent *a;
+    char *buf;
+    size_t len, cap;
+    struct request *reqs; /* pending requests answering on this conn */
+    unsigned npending;
+    bool closing;
+    bool close_after_write;
+    char peer[64];
+    struct conn *next, *prev;
+};
+
+enum req_state {
+    RS_NEW = 0,
+    RS_QUEUED,    /* leader: waiting for the next batch */
+    RS_PROPOSED,  /* in a batch raft is committing */
+    RS_FORWARDED, /* sent to the leader */
+    RS_WAITING,   /* no usable leader yet: retried by the tick */
+    RS_READWAIT,  /* leader read waiting for a barrier */
+};
+
+typedef void (*request_done_fn)(struct request *r, int code,
+                                const struct proto_result *res);
+
+struct request {
+    struct agent *a;
+    struct conn *conn; /* NULL: internal, or the client went away */
+    uint32_t seq;      /* the client's sequence number */
+    uint8_t op, flags;
+    uint8_t state;
+    bool touched; /* proposed or forwarded once: outcome may be unknown */
+    uint64_t deadline_ms;
+    struct proto_cmd cmd; /* PROTO_OP_SUBMIT: strings live in strbuf */
+    char *strbuf;
+    char name[VC_NAME_MAX + 1]; /* read filter */
+    uint64_t barrier_gen;
+    request_done_fn done; /* internal requests */
+    void *done_data;
+    int64_t pidx;        /* index in the pending table, -1 if none */
+    struct batch *batch; /* while RS_PROPOSED */
+    uint32_t bidx;
+    int peer;            /* site index forwarded to, -1 */
+    uint32_t fwd_seq;
+    struct request *qnext;               /* RS_QUEUED: FIFO */
+    struct request *next, *prev;         /* all requests */
+    struct request *cnext, *cprev;       /* requests of conn */
+};
+
+struct batch {
+    struct agent *a;
+    uint32_t n;
+    struct request *reqs[];
+};
+
+/* A connection to another agent's client API: forwarding and health. */
+struct peer {
+    bool used;
+    char site[VC_NAME_MAX + 1];
+    char addr[VC_ADDR_MAX + 1];
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    bool open, connecting, closing;
+    char *buf;
+    size_t len, cap;
+    uint32_t next_seq;
+    uint32_t ping_seq;
+    uint64_t ping_sent_ms;
+    uint64_t last_ok_ms; /* last answer of any kind */
+    uint64_t next_try_ms;
+};
+
+struct agent {
+    uv_loop_t *loop;
+    struct config cfg;
+    struct fsm fsm;
+    struct consensus cons;
+    int exit_code;
+    bool stopping;
+
+    uv_tcp_t api_tcp;
+    uv_pipe_t api_pipe;
+    bool api_tcp_open, api_pipe_open;
+    struct conn *conns;
+    unsigned nconns;
+
+    uv_signal_t sigterm, sigint;
+    uv_timer_t tick;
+    uv_check_t flush;
+    uint64_t last_sweep_ms, last_register_ms, last_ping_ms;
+    uint64_t last_leader;
+    uint64_t no_leader_since_ms; /* 0 while a leader is known */
+    bool registering, sweeping;
+
+    struct request *reqs; /* every live request */
+    unsigned nreqs;
+    struct request **ptab; /* pending submits by request id */
+    uint32_t ptab_cap, ptab_n;
+    uint32_t *ptab_free;
+    uint32_t ptab_nfree;
+    struct map pending;
+    struct request *queue_head, *queue_tail; /* RS_QUEUED, FIFO */
+    unsigned queued, inflight_batches;
+
+    uint64_t barrier_issued, barrier_done;
+    bool barrier_inflight;
+
+    struct peer peers[VC_SITES_MAX];
+    uint64_t id_counter;
+};
+
+uint64_t agent_now_ms(struct agent *a);
+
+/* request.c */
+int request_init(struct agent *a);
+void request_close_all(struct agent *a, int code, const char *msg);
+/* Handles a decoded client request arriving on conn (or NULL + done for
+ * internal ones). req's strings are copied. */
+void request_start(struct agent *a, struct conn *conn,
+                   const struct proto_request *req, request_done_fn done,
+                   void *done_data);
+void request_on_apply(struct agent *a, const struct proto_cmd *cmd,
+                      const struct proto_result *res);
+void request_flush(struct agent *a);
+void request_tick(struct agent *a);
+void request_detach_conn(struct conn *c);
+/* Answers r with a committed result or an error, and frees it. */
+void request_finish(struct request *r, int code, const char *msg,
+                    const struct proto_result *res);
+/* Relays a forwarded read's answer (payload re-packed) and frees r. */
+void request_relay(struct request *r, const struct proto_response *resp);
+/* A forwarded request came back unanswered: retry later. */
+void request_retry(struct request *r);
+struct request *request_by_fwd(struct agent *a, int peer, uint32_t seq);
+/* Explains why no leader can be used ("no quorum: ..."). */
+void request_unavailable_msg(struct agent *a, char *buf, size_t len);
+
+/* peer.c */
+void peer_tick(struct agent *a);
+/* Sends r to the leader's agent. 0, or negative if no link can be used. */
+int peer_forward(struct agent *a, struct request *r);
+bool peer_reachable(struct agent *a, const char *site);
+void peer_close_all(struct agent *a);
+
+/* api.c */
+int api_start(struct agent *a, char *err, size_t len);
+void api_close(struct agent *a);
+/* Writes a response frame; payload_fn packs exactly one value (nil if
+ * NULL). */
+typedef void (*api_payload_fn)(msgpack_packer *pk, void *ctx);
+void api_reply(struct conn *c, uint32_t seq, int code, const char *msg,
+               api_payload_fn payload, void *ctx);
+const char *api_leader_name(struct agent *a);
+
+/* view.c */
+void view_status(msgpack_packer *pk, struct agent *a);
+/* Packs the sites (or the one named); returns VC_ENOTFOUND if named and
+ * absent (then packs nil). */
+int view_sites(msgpack_packer *pk, const struct fsm *f, const char *name);
+int view_clusters(msgpack_packer *pk, const struct fsm *f, const char *name);
+
+#endif

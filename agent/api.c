@@ -1,0 +1,387 @@
+/* Client API listeners and connections (TCP and a local Unix socket).
+ *
+ * Happy path: accept, read, cut the byte stream into length-prefixed
+ * frames, decode each request with the bounded decoder, and hand it to
+ * request.c (writes, linearizable reads) or answer at once (status, ping,
+ * --stale reads). Answers are written with one uv_write each.
+ *
+ * Failure modes: an oversized or zero-length frame header -> error answer
+ * and close (the stream cannot be resynchronised); a frame whose body does
+ * not decode -> error answer naming the problem, connection kept; too many
+ * connections or requests in flight -> refused with "unavailable". A
+ * client that goes away leaves its requests running to completion: they
+ * are committed or not, never half-applied.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../proto/err.h"
+#include "agent.h"
+#include "log.h"
+
+#define MAX_CONNS 1024
+#define MAX_PENDING_PER_CONN 4096
+
+struct api_write {
+    uv_write_t req;
+    char *data;
+};
+
+static void conn_closed_cb(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    free(c->buf);
+    free(c);
+}
+
+static void conn_close(struct conn *c)
+{
+    struct agent *a = c->a;
+    if (c->closing)
+        return;
+    c->closing = true;
+    request_detach_conn(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        a->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    a->nconns--;
+    uv_close((uv_handle_t *)&c->h, conn_closed_cb);
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct api_write *w = (struct api_write *)req;
+    struct conn *c = req->handle->data;
+    free(w->data);
+    free(w);
+    if ((status != 0 || c->close_after_write) && !c->closing)
+        conn_close(c);
+}
+
+static void send_buf(struct conn *c, struct mp_buf *out)
+{
+    struct api_write *w = malloc(sizeof *w);
+    size_t len;
+    if (!w) {
+        mp_buf_close(out);
+        conn_close(c);
+        return;
+    }
+    w->data = mp_buf_take(out, &len);
+    uv_buf_t buf = uv_buf_init(w->data, (unsigned)len);
+    if (uv_write(&w->req, &c->h.stream, &buf, 1, write_cb) != 0) {
+        free(w->data);
+        free(w);
+        conn_close(c);
+    }
+}
+
+const char *api_leader_name(struct agent *a)
+{
+    uint64_t id = consensus_leader(&a->cons, NULL);
+    if (!id)
+        return "";
+    for (int i = 0; i < VC_SITES_MAX; i++)
+        if (a->fsm.sites[i].live &&
+            consensus_site_id(a->fsm.sites[i].name) == id)
+            return a->fsm.sites[i].name;
+    for (unsigned i = 0; i < a->cfg.nbootstrap; i++)
+        if (consensus_site_id(a->cfg.bootstrap[i].site) == id)
+            return a->cfg.bootstrap[i].site;
+    return "?";
+}
+
+void api_reply(struct conn *c, uint32_t seq, int code, const char *msg,
+               api_payload_fn payload, void *ctx)
+{
+    struct mp_buf out;
+    msgpack_packer pk;
+    size_t start;
+    if (c->closing)
+        return;
+    mp_buf_init(&out);
+    proto_response_begin(&pk, &out, &start, seq, code, msg,
+                         api_leader_name(c->a));
+    if (payload)
+        payload(&pk, ctx);
+    else
+        msgpack_pack_nil(&pk);
+    if (proto_response_finish(&out, start) != 0) {
+        /* Too big or out of memory: say so in a frame that fits. */
+        mp_buf_reset(&out);
+        proto_response_begin(&pk, &out, &start, seq, VC_ETOOBIG,
+                             "answer too large; ask for one entity", "");
+        msgpack_pack_nil(&pk);
+        if (proto_response_finish(&out, start) != 0) {
+            mp_buf_close(&out);
+            conn_close(c);
+            return;
+        }
+    }
+    send_buf(c, &out);
+}
+
+static void pack_status(msgpack_packer *pk, void *ctx)
+{
+    view_status(pk, ctx);
+}
+
+static void pack_site_name(msgpack_packer *pk, void *ctx)
+{
+    mp_pack_cstr(pk, ((struct agent *)ctx)->cfg.site);
+}
+
+struct local_read {
+    struct agent *a;
+    const struct proto_request *req;
+};
+
+static void pack_local(msgpack_packer *pk, void *ctx)
+{
+    struct local_read *l = ctx;
+    char name[VC_NAME_MAX + 1];
+    mp_str_copy(l->req->name, name, sizeof name);
+    if (l->req->op == PROTO_OP_SITES)
+        view_sites(pk, &l->a->fsm, name[0] ? name : NULL);
+    else
+        view_clusters(pk, &l->a->fsm, name[0] ? name : NULL);
+}
+
+static void serve_stale(struct conn *c, const struct proto_request *req)
+{
+    struct local_read l = {c->a, req};
+    char name[VC_NAME_MAX + 1], msg[128];
+    mp_str_copy(req->name, name, sizeof name);
+    if (name[0] && ((req->op == PROTO_OP_SITES && !fsm_site_find(&c->a->fsm, name)) ||
+                    (req->op == PROTO_OP_CLUSTERS &&
+                     !fsm_cluster_find(&c->a->fsm, name)))) {
+        snprintf(msg, sizeof msg, "no %s named %s",
+                 req->op == PROTO_OP_SITES ? "site" : "cluster", name);
+        api_reply(c, req->seq, VC_ENOTFOUND, msg, NULL, NULL);
+        return;
+    }
+    api_reply(c, req->seq, 0, "", pack_local, &l);
+}
+
+static void dispatch(struct conn *c, const struct proto_request *req)
+{
+    struct agent *a = c->a;
+    if (a->stopping) {
+        api_reply(c, req->seq, VC_ESHUTDOWN,
+                  "agent is shutting down; retry at another site", NULL, NULL);
+        return;
+    }
+    switch (req->op) {
+    case PROTO_OP_STATUS:
+        api_reply(c, req->seq, 0, "", pack_status, a);
+        return;
+    case PROTO_OP_PING:
+        api_reply(c, req->seq, 0, "", pack_site_name, a);
+        return;
+    case PROTO_OP_SITES:
+    case PROTO_OP_CLUSTERS:
+        if (req->flags & PROTO_FLAG_STALE) {
+            serve_stale(c, req);
+            return;
+        }
+        break;
+    }
+    if (c->npending >= MAX_PENDING_PER_CONN) {
+        api_reply(c, req->seq, VC_EUNAVAILABLE,
+                  "too many requests in flight on this connection", NULL,
+                  NULL);
+        return;
+    }
+    request_start(a, c, req, NULL, NULL);
+}
+
+/* Handles every complete frame in c->buf. Returns false if c was closed. */
+static bool parse_frames(struct conn *c)
+{
+    msgpack_zone zone;
+    size_t off = 0;
+    bool alive = true;
+    if (!msgpack_zone_init(&zone, 8192)) {
+        conn_close(c);
+        return false;
+    }
+    while (c->len - off >= PROTO_FRAME_HDR) {
+        uint32_t n;
+        struct proto_request req;
+        char err[256];
+        if (proto_frame_len((uint8_t *)c->buf + off, &n) != 0) {
+            api_reply(c, 0, VC_ETOOBIG, "frame length must be 1.."
+                      "1048576 bytes; closing the connection", NULL, NULL);
+            log_warn("client %s: bad frame length %u; closed", c->peer, n);
+            /* The stream cannot be resynchronised: let the answer go out,
+             * then close. */
+            uv_read_stop(&c->h.stream);
+            c->close_after_write = true;
+            c->len = 0;
+            off = 0;
+            break;
+        }
+        if (c->len - off - PROTO_FRAME_HDR < n)
+            break;
+        msgpack_zone_clear(&zone);
+        int rv = proto_request_decode(c->buf + off + PROTO_FRAME_HDR, n, &zone,
+                                      &req, err, sizeof err);
+        off += PROTO_FRAME_HDR + n;
+        if (rv != 0) {
+            api_reply(c, req.seq, rv, err, NULL, NULL);
+            continue;
+        }
+        dispatch(c, &req);
+        if (c->closing) {
+            alive = false;
+            break;
+        }
+    }
+    msgpack_zone_destroy(&zone);
+    if (alive && off) {
+        memmove(c->buf, c->buf + off, c->len - off);
+        c->len -= off;
+    }
+    return alive;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct conn *c = h->data;
+    (void)hint;
+    if (c->cap - c->len < 16384) {
+        size_t cap = c->cap ? c->cap * 2 : 65536;
+        char *b = cap <= 2 * (PROTO_FRAME_MAX + PROTO_FRAME_HDR) + 65536
+                      ? realloc(c->buf, cap)
+                      : NULL;
+        if (!b) {
+            *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+            return;
+        }
+        c->buf = b;
+        c->cap = cap;
+    }
+    *buf = uv_buf_init(c->buf + c->len, (unsigned)(c->cap - c->len));
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct conn *c = s->data;
+    (void)buf;
+    if (n < 0) {
+        conn_close(c);
+        return;
+    }
+    c->len += (size_t)n;
+    parse_frames(c);
+}
+
+static void accept_conn(uv_stream_t *server, bool tcp)
+{
+    struct agent *a = server->data;
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->a = a;
+    if (tcp)
+        uv_tcp_init(a->loop, &c->h.tcp);
+    else
+        uv_pipe_init(a->loop, &c->h.pipe, 0);
+    c->h.stream.data = c;
+    if (uv_accept(server, &c->h.stream) != 0) {
+        uv_close((uv_handle_t *)&c->h, conn_closed_cb);
+        return;
+    }
+    if (tcp) {
+        struct sockaddr_storage ss;
+        int len = sizeof ss;
+        char ip[48] = "?";
+        uv_tcp_nodelay(&c->h.tcp, 1);
+        if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0) {
+            if (ss.ss_family == AF_INET)
+                uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+            else
+                uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+        }
+        snprintf(c->peer, sizeof c->peer, "%s", ip);
+    } else {
+        snprintf(c->peer, sizeof c->peer, "unix");
+    }
+    if (a->nconns >= MAX_CONNS || a->stopping) {
+        log_warn("client %s refused: %u connections open", c->peer,
+                 a->nconns);
+        uv_close((uv_handle_t *)&c->h, conn_closed_cb);
+        return;
+    }
+    c->next = a->conns;
+    if (a->conns)
+        a->conns->prev = c;
+    a->conns = c;
+    a->nconns++;
+    if (uv_read_start(&c->h.stream, alloc_cb, read_cb) != 0)
+        conn_close(c);
+}
+
+static void tcp_connection_cb(uv_stream_t *server, int status)
+{
+    if (status == 0)
+        accept_conn(server, true);
+}
+
+static void pipe_connection_cb(uv_stream_t *server, int status)
+{
+    if (status == 0)
+        accept_conn(server, false);
+}
+
+int api_start(struct agent *a, char *err, size_t len)
+{
+    struct sockaddr_storage ss;
+    int rv;
+    config_parse_addr(a->cfg.api, &ss);
+    uv_tcp_init(a->loop, &a->api_tcp);
+    a->api_tcp.data = a;
+    a->api_tcp_open = true;
+    if ((rv = uv_tcp_bind(&a->api_tcp, (struct sockaddr *)&ss, 0)) != 0 ||
+        (rv = uv_listen((uv_stream_t *)&a->api_tcp, 128,
+                        tcp_connection_cb)) != 0) {
+        snprintf(err, len, "api: cannot listen on %s: %s", a->cfg.api,
+                 uv_strerror(rv));
+        return rv;
+    }
+    uv_pipe_init(a->loop, &a->api_pipe, 0);
+    a->api_pipe.data = a;
+    a->api_pipe_open = true;
+    unlink(a->cfg.unix_path);
+    mode_t old = umask(0077); /* the local socket is for root/admins */
+    rv = uv_pipe_bind(&a->api_pipe, a->cfg.unix_path);
+    umask(old);
+    if (rv != 0 || (rv = uv_listen((uv_stream_t *)&a->api_pipe, 128,
+                                   pipe_connection_cb)) != 0) {
+        snprintf(err, len, "unix: cannot listen on %s: %s", a->cfg.unix_path,
+                 uv_strerror(rv));
+        return rv;
+    }
+    return 0;
+}
+
+void api_close(struct agent *a)
+{
+    if (a->api_tcp_open) {
+        uv_close((uv_handle_t *)&a->api_tcp, NULL);
+        a->api_tcp_open = false;
+    }
+    if (a->api_pipe_open) {
+        uv_close((uv_handle_t *)&a->api_pipe, NULL);
+        unlink(a->cfg.unix_path);
+        a->api_pipe_open = false;
+    }
+    while (a->conns)
+        conn_close(a->conns);
+}

@@ -1,0 +1,503 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "../proto/err.h"
+#include "log.h"
+
+struct key {
+    const char *name;
+    const char *help;
+    int (*set)(struct config *c, const char *v, char *err, size_t len);
+};
+
+static int set_str(char *dst, size_t cap, const char *v, char *err,
+                   size_t len)
+{
+    if (strlen(v) >= cap) {
+        snprintf(err, len, "value \"%.40s...\" longer than %zu bytes", v,
+                 cap - 1);
+        return VC_EINVAL;
+    }
+    snprintf(dst, cap, "%s", v);
+    return 0;
+}
+
+static int set_uint(unsigned *dst, const char *v, unsigned lo, unsigned hi,
+                    char *err, size_t len)
+{
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (errno || end == v || *end || n < lo || n > hi) {
+        snprintf(err, len, "\"%s\" is not a number in %u..%u", v, lo, hi);
+        return VC_EINVAL;
+    }
+    *dst = (unsigned)n;
+    return 0;
+}
+
+int config_parse_addr(const char *s, void *out)
+{
+    char host[VC_ADDR_MAX + 1];
+    const char *colon;
+    char *end;
+    struct sockaddr_storage *ss = out;
+    memset(ss, 0, sizeof *ss);
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':' || (size_t)(close - s - 1) >= sizeof host)
+            return VC_EINVAL;
+        memcpy(host, s + 1, (size_t)(close - s - 1));
+        host[close - s - 1] = '\0';
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || (size_t)(colon - s) >= sizeof host || colon == s)
+            return VC_EINVAL;
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = '\0';
+    }
+    errno = 0;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (errno || *end || end == colon + 1 || port > 65535)
+        return VC_EINVAL;
+    struct sockaddr_in *v4 = out;
+    struct sockaddr_in6 *v6 = out;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        return 0;
+    }
+    return VC_EINVAL;
+}
+
+static int set_addr(char *dst, const char *v, char *err, size_t len)
+{
+    struct sockaddr_storage ss;
+    if (config_parse_addr(v, &ss) != 0) {
+        snprintf(err, len, "\"%s\" is not IP:PORT (or [IPv6]:PORT)", v);
+        return VC_EINVAL;
+    }
+    return set_str(dst, VC_ADDR_MAX + 1, v, err, len);
+}
+
+static int k_site(struct config *c, const char *v, char *e, size_t l)
+{
+    if (!proto_name_ok(mp_cstr(v))) {
+        snprintf(e, l, "\"%s\" is not a valid site name (1-63 of A-Z a-z 0-9 "
+                 ". _ -)", v);
+        return VC_EINVAL;
+    }
+    return set_str(c->site, sizeof c->site, v, e, l);
+}
+
+static int k_data_dir(struct config *c, const char *v, char *e, size_t l)
+{
+    if (!*v) {
+        snprintf(e, l, "must not be empty");
+        return VC_EINVAL;
+    }
+    return set_str(c->data_dir, sizeof c->data_dir, v, e, l);
+}
+
+static int k_peer(struct config *c, const char *v, char *e, size_t l)
+{
+    return set_addr(c->peer, v, e, l);
+}
+
+static int k_api(struct config *c, const char *v, char *e, size_t l)
+{
+    return set_addr(c->api, v, e, l);
+}
+
+static int k_advertise(struct config *c, const char *v, char *e, size_t l)
+{
+    return set_addr(c->advertise, v, e, l);
+}
+
+static int k_unix(struct config *c, const char *v, char *e, size_t l)
+{
+    return set_str(c->unix_path, sizeof c->unix_path, v, e, l);
+}
+
+static int k_bootstrap(struct config *c, const char *v, char *e, size_t l)
+{
+    char buf[2048], *save, *item;
+    if (set_str(buf, sizeof buf, v, e, l) != 0)
+        return VC_EINVAL;
+    c->nbootstrap = 0;
+    for (item = strtok_r(buf, ",", &save); item;
+         item = strtok_r(NULL, ",", &save)) {
+        while (*item == ' ')
+            item++;
+        char *eq = strchr(item, '=');
+        if (!eq) {
+            snprintf(e, l, "\"%s\" is not NAME=HOST:PORT", item);
+            return VC_EINVAL;
+        }
+        *eq = '\0';
+        if (c->nbootstrap == CONFIG_MEMBERS_MAX) {
+            snprintf(e, l, "more than %d members", CONFIG_MEMBERS_MAX);
+            return VC_EINVAL;
+        }
+        struct config_member *m = &c->bootstrap[c->nbootstrap];
+        if (!proto_name_ok(mp_cstr(item))) {
+            snprintf(e, l, "\"%s\" is not a valid site name", item);
+            return VC_EINVAL;
+        }
+        for (unsigned i = 0; i < c->nbootstrap; i++)
+            if (strcmp(c->bootstrap[i].site, item) == 0) {
+                snprintf(e, l, "site \"%s\" listed twice", item);
+                return VC_EINVAL;
+            }
+        snprintf(m->site, sizeof m->site, "%s", item);
+        if (set_addr(m->addr, eq + 1, e, l) != 0)
+            return VC_EINVAL;
+        c->nbootstrap++;
+    }
+    if (c->nbootstrap == 0) {
+        snprintf(e, l, "no members listed");
+        return VC_EINVAL;
+    }
+    return 0;
+}
+
+static int k_vlans(struct config *c, const char *v, char *e, size_t l)
+{
+    int rv = vlanset_parse(&c->vlans, v, e, l);
+    c->have_vlans = rv == 0;
+    return rv;
+}
+
+static int k_uplink(struct config *c, const char *v, char *e, size_t l)
+{
+    char kind[16];
+    const char *colon = strchr(v, ':');
+    size_t n = colon ? (size_t)(colon - v) : strlen(v);
+    unsigned svlan = 0;
+    int u;
+    if (n >= sizeof kind || (memcpy(kind, v, n), kind[n] = '\0',
+                             (u = proto_uplink_parse(kind)) < 0)) {
+        snprintf(e, l, "\"%s\" is not xponder, vpls or qinq:SVLAN", v);
+        return VC_EINVAL;
+    }
+    if (u == UPLINK_QINQ) {
+        if (!colon || set_uint(&svlan, colon + 1, 1, 4094, e, l) != 0) {
+            snprintf(e, l, "qinq needs the outer S-VLAN: qinq:1..4094, got "
+                     "\"%s\"", v);
+            return VC_EINVAL;
+        }
+    } else if (colon) {
+        snprintf(e, l, "only qinq takes an S-VLAN (\"%s\")", v);
+        return VC_EINVAL;
+    }
+    c->uplink = (uint8_t)u;
+    c->svlan = (uint16_t)svlan;
+    return 0;
+}
+
+static int k_managed(struct config *c, const char *v, char *e, size_t l)
+{
+    if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
+        c->managed = true;
+    else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0"))
+        c->managed = false;
+    else {
+        snprintf(e, l, "\"%s\" is not yes or no", v);
+        return VC_EINVAL;
+    }
+    return 0;
+}
+
+#define UINT_KEY(fn, field, lo, hi)                                       \
+    static int fn(struct config *c, const char *v, char *e, size_t l)    \
+    {                                                                     \
+        return set_uint(&c->field, v, lo, hi, e, l);                      \
+    }
+UINT_KEY(k_election, election_timeout_ms, 50, 600000)
+UINT_KEY(k_heartbeat, heartbeat_timeout_ms, 10, 60000)
+UINT_KEY(k_snap_threshold, snapshot_threshold, 16, 10000000)
+UINT_KEY(k_snap_trailing, snapshot_trailing, 16, 10000000)
+UINT_KEY(k_sweep, sweep_interval_ms, 100, 3600000)
+UINT_KEY(k_req_timeout, request_timeout_ms, 100, 600000)
+UINT_KEY(k_max_batch, max_batch, 1, VC_BATCH_MAX)
+
+static int k_log_level(struct config *c, const char *v, char *e, size_t l)
+{
+    if ((c->log_level = log_level_parse(v)) < 0) {
+        snprintf(e, l, "\"%s\" is not debug, info, warn or error", v);
+        return VC_EINVAL;
+    }
+    return 0;
+}
+
+static const struct key keys[] = {
+    {"site", "this site's name (required)", k_site},
+    {"data-dir", "raft log and snapshots (required)", k_data_dir},
+    {"peer", "IP:PORT for agent-to-agent traffic (required)", k_peer},
+    {"api", "IP:PORT for clients (default 127.0.0.1:7800)", k_api},
+    {"advertise", "API address other agents use (default: api)", k_advertise},
+    {"unix", "local client socket (default DATA-DIR/agent.sock)", k_unix},
+    {"bootstrap", "initial members NAME=IP:PORT,... (empty data dir only)",
+     k_bootstrap},
+    {"vlans", "this site's VLAN pool, e.g. 100-999,2000-2999 (required)",
+     k_vlans},
+    {"uplink", "xponder | vpls | qinq:SVLAN (default xponder)", k_uplink},
+    {"managed", "yes if this site reports applied configuration (default no)",
+     k_managed},
+    {"election-timeout", "ms (default 200)", k_election},
+    {"heartbeat-timeout", "ms (default 40)", k_heartbeat},
+    {"snapshot-threshold", "entries between snapshots (default 4096)",
+     k_snap_threshold},
+    {"snapshot-trailing", "entries kept after a snapshot (default 8192)",
+     k_snap_trailing},
+    {"sweep-interval", "ms between lease checks (default 1000)", k_sweep},
+    {"request-timeout", "ms a write may wait for commit (default 10000)",
+     k_req_timeout},
+    {"max-batch", "commands per log entry (default 1024)", k_max_batch},
+    {"log-level", "debug | info | warn | error (default info)", k_log_level},
+};
+
+static const struct key *find_key(const char *name)
+{
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+static void defaults(struct config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->api, sizeof c->api, "127.0.0.1:7800");
+    c->uplink = UPLINK_XPONDER;
+    c->election_timeout_ms = 200;
+    c->heartbeat_timeout_ms = 40;
+    c->snapshot_threshold = 4096;
+    c->snapshot_trailing = 8192;
+    c->sweep_interval_ms = 1000;
+    c->request_timeout_ms = 10000;
+    c->max_batch = 1024;
+    c->log_level = LOG_INFO;
+}
+
+struct ini_ctx {
+    struct config *c;
+    const char *file;
+    FILE *f;
+    int lineno; /* counted by our reader: Debian's inih passes no line */
+    char *err;
+    size_t len;
+    int rv;
+};
+
+static char *read_line(char *str, int num, void *stream)
+{
+    struct ini_ctx *x = stream;
+    char *line = fgets(str, num, x->f);
+    if (line)
+        x->lineno++;
+    return line;
+}
+
+static int ini_cb(void *user, const char *section, const char *name,
+                  const char *value)
+{
+    struct ini_ctx *x = user;
+    int lineno = x->lineno;
+    char why[256];
+    const struct key *k;
+    if (x->rv != 0)
+        return 0;
+    if (section[0] && strcmp(section, "agent") != 0) {
+        snprintf(x->err, x->len, "%s:%d: unknown section [%s]", x->file,
+                 lineno, section);
+        x->rv = VC_EINVAL;
+        return 0;
+    }
+    if (!(k = find_key(name))) {
+        snprintf(x->err, x->len, "%s:%d: unknown key \"%s\"", x->file, lineno,
+                 name);
+        x->rv = VC_EINVAL;
+        return 0;
+    }
+    if (k->set(x->c, value, why, sizeof why) != 0) {
+        snprintf(x->err, x->len, "%s:%d: %s: %s", x->file, lineno, name, why);
+        x->rv = VC_EINVAL;
+        return 0;
+    }
+    return 1;
+}
+
+static int load_file(struct config *c, const char *file, char *err,
+                     size_t len)
+{
+    struct ini_ctx x = {c, file, NULL, 0, err, len, 0};
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        snprintf(err, len, "config: cannot read %s: %s", file,
+                 strerror(errno));
+        return VC_EINVAL;
+    }
+    x.f = f;
+    int line = ini_parse_stream(read_line, &x, ini_cb, &x);
+    fclose(f);
+    if (x.rv != 0)
+        return x.rv;
+    if (line != 0) {
+        snprintf(err, len, "%s:%d: syntax error (want key = value)", file,
+                 line);
+        return VC_EINVAL;
+    }
+    return 0;
+}
+
+static void usage(void)
+{
+    printf("usage: virtcloud-agent [--config FILE] [--check-config] "
+           "[--KEY VALUE ...]\n\nkeys (also valid in the INI file, "
+           "optionally under [agent]):\n");
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        printf("  --%-20s %s\n", keys[i].name, keys[i].help);
+}
+
+/* Splits "--key=value" / "--key value". Returns the arg index consumed. */
+static int flag_value(int argc, char **argv, int i, char *name, size_t cap,
+                      const char **value)
+{
+    const char *a = argv[i] + 2, *eq = strchr(a, '=');
+    size_t n = eq ? (size_t)(eq - a) : strlen(a);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(name, a, n);
+    name[n] = '\0';
+    if (eq) {
+        *value = eq + 1;
+        return i;
+    }
+    *value = i + 1 < argc ? argv[i + 1] : NULL;
+    return i + 1;
+}
+
+static int check_required(struct config *c, char *err, size_t len)
+{
+    const char *missing = !c->site[0]       ? "site"
+                          : !c->data_dir[0] ? "data-dir"
+                          : !c->peer[0]     ? "peer"
+                          : !c->have_vlans  ? "vlans"
+                                            : NULL;
+    if (missing) {
+        snprintf(err, len, "config: %s: required (see --help)", missing);
+        return VC_EINVAL;
+    }
+    if (c->heartbeat_timeout_ms * 2 > c->election_timeout_ms) {
+        snprintf(err, len, "config: heartbeat-timeout: %u ms must be at most "
+                 "half of election-timeout (%u ms)",
+                 c->heartbeat_timeout_ms, c->election_timeout_ms);
+        return VC_EINVAL;
+    }
+    if (!c->advertise[0])
+        snprintf(c->advertise, sizeof c->advertise, "%s", c->api);
+    if (!c->unix_path[0] &&
+        snprintf(c->unix_path, sizeof c->unix_path, "%s/agent.sock",
+                 c->data_dir) >= (int)sizeof c->unix_path) {
+        snprintf(err, len, "config: unix: socket path too long");
+        return VC_EINVAL;
+    }
+    return 0;
+}
+
+int config_load(struct config *c, int argc, char **argv, char *err,
+                size_t len)
+{
+    char name[64], why[256];
+    const char *value;
+    defaults(c);
+    /* The file first, so flags override it whatever their order. */
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--config", 8) == 0 &&
+            (argv[i][8] == '\0' || argv[i][8] == '=')) {
+            i = flag_value(argc, argv, i, name, sizeof name, &value);
+            if (!value) {
+                snprintf(err, len, "config: --config needs a file");
+                return VC_EINVAL;
+            }
+            if (load_file(c, value, err, len) != 0)
+                return VC_EINVAL;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const struct key *k;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage();
+            return 1;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            printf("virtcloud-agent 0.1.0\n");
+            return 1;
+        }
+        if (!strcmp(argv[i], "--check-config")) {
+            c->check_only = true;
+            continue;
+        }
+        if (strncmp(argv[i], "--", 2) != 0) {
+            snprintf(err, len, "config: unexpected argument \"%s\"", argv[i]);
+            return VC_EINVAL;
+        }
+        i = flag_value(argc, argv, i, name, sizeof name, &value);
+        if (!strcmp(name, "config"))
+            continue;
+        if (!(k = find_key(name))) {
+            snprintf(err, len, "config: unknown flag --%s", name);
+            return VC_EINVAL;
+        }
+        if (!value) {
+            snprintf(err, len, "config: --%s needs a value", name);
+            return VC_EINVAL;
+        }
+        if (k->set(c, value, why, sizeof why) != 0) {
+            snprintf(err, len, "config: %s: %s", name, why);
+            return VC_EINVAL;
+        }
+    }
+    return check_required(c, err, len);
+}
+
+void config_print(const struct config *c, void *file)
+{
+    FILE *f = file;
+    char pool[1024];
+    fprintf(f, "site = %s\ndata-dir = %s\npeer = %s\napi = %s\n"
+               "advertise = %s\nunix = %s\n",
+            c->site, c->data_dir, c->peer, c->api, c->advertise, c->unix_path);
+    fprintf(f, "bootstrap = ");
+    for (unsigned i = 0; i < c->nbootstrap; i++)
+        fprintf(f, "%s%s=%s", i ? "," : "", c->bootstrap[i].site,
+                c->bootstrap[i].addr);
+    fprintf(f, "\nvlans = %s\n", vlanset_format(&c->vlans, pool, sizeof pool));
+    if (c->uplink == UPLINK_QINQ)
+        fprintf(f, "uplink = qinq:%u\n", c->svlan);
+    else
+        fprintf(f, "uplink = %s\n", proto_uplink_name(c->uplink));
+    fprintf(f, "managed = %s\nelection-timeout = %u\nheartbeat-timeout = %u\n"
+               "snapshot-threshold = %u\nsnapshot-trailing = %u\n"
+               "sweep-interval = %u\nrequest-timeout = %u\nmax-batch = %u\n",
+            c->managed ? "yes" : "no", c->election_timeout_ms,
+            c->heartbeat_timeout_ms, c->snapshot_threshold,
+            c->snapshot_trailing, c->sweep_interval_ms, c->request_timeout_ms,
+            c->max_batch);
+    static const char *lv[] = {"debug", "info", "warn", "error"};
+    fprintf(f, "log-level = %s\n", lv[c->log_level]);
+}

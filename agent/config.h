@@ -1,0 +1,62 @@
+/* Agent configuration: an INI file (--config FILE) and the same keys as
+ * command-line flags (--key value or --key=value); flags win.
+ *
+ * Errors name the key (and file:line for the file) and the reason; the
+ * daemon prints that one line and exits with status 2.
+ */
+#ifndef VC_AGENT_CONFIG_H
+#define VC_AGENT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../proto/cmd.h"
+#include "../proto/vlanset.h"
+
+#define CONFIG_MEMBERS_MAX 16
+
+struct config_member {
+    char site[VC_NAME_MAX + 1];
+    char addr[VC_ADDR_MAX + 1];
+};
+
+struct config {
+    char site[VC_NAME_MAX + 1];
+    char data_dir[512];
+    char peer[VC_ADDR_MAX + 1];      /* raft listen address */
+    char api[VC_ADDR_MAX + 1];       /* client API listen address */
+    char advertise[VC_ADDR_MAX + 1]; /* API address others use, default api */
+    char unix_path[256];             /* local client socket */
+    struct config_member bootstrap[CONFIG_MEMBERS_MAX];
+    unsigned nbootstrap;
+    struct vlanset vlans;
+    bool have_vlans;
+    uint8_t uplink;
+    uint16_t svlan;
+    bool managed;
+    unsigned election_timeout_ms;
+    unsigned heartbeat_timeout_ms;
+    unsigned snapshot_threshold;
+    unsigned snapshot_trailing;
+    unsigned sweep_interval_ms;
+    unsigned request_timeout_ms;
+    unsigned max_batch;
+    int log_level;
+    bool check_only; /* --check-config: validate, print, exit */
+};
+
+/* Fills defaults, then reads --config FILE (if given) and the flags.
+ * Returns 0, 1 when the caller should exit 0 (--help/--version printed), or
+ * VC_EINVAL with a one-line errmsg. */
+int config_load(struct config *c, int argc, char **argv, char *errmsg,
+                size_t errlen);
+
+/* Writes the effective configuration as INI to f (for --check-config). */
+void config_print(const struct config *c, void *file);
+
+/* Parses "host:port" / "[v6]:port" into a sockaddr_storage. 0 or
+ * VC_EINVAL. */
+int config_parse_addr(const char *s, void *sockaddr_storage);
+
+#endif

@@ -1,0 +1,114 @@
+/* The only module that talks to raft (libraft 0.22.1 with its libuv I/O).
+ *
+ * Everything else sees this small API: propose a batch of commands, ask for
+ * a barrier (linearizable reads), read leadership and membership, hand over
+ * leadership, close. Applied commands are reported through the apply hook
+ * with their results, on every replica, in log order.
+ *
+ * Failure modes: raft I/O errors and undecodable log entries are fatal for
+ * this replica (fatal hook): the agent stops serving and exits, and raft's
+ * on-disk state lets it restart cleanly.
+ */
+#ifndef VC_AGENT_CONSENSUS_H
+#define VC_AGENT_CONSENSUS_H
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../proto/cmd.h"
+#include "../proto/mp.h"
+#include "config.h"
+#include "fsm.h"
+
+struct consensus;
+
+/* Called for every applied command, on every replica, in log order. */
+typedef void (*consensus_apply_hook)(void *data, const struct proto_cmd *cmd,
+                                     const struct proto_result *r);
+/* The replica cannot go on (I/O error, bad entry, out of memory). */
+typedef void (*consensus_fatal_hook)(void *data, const char *why);
+
+/* Outcome of a proposal or barrier: 0 (committed and applied),
+ * VC_ENOTLEADER (not appended), VC_EUNKNOWN (leadership lost: the entry
+ * may still commit), VC_ESHUTDOWN, or another negative code. */
+typedef void (*consensus_done_cb)(void *data, int status);
+
+struct consensus_member {
+    uint64_t id;
+    char site[VC_NAME_MAX + 1]; /* "" if not known yet */
+    char addr[VC_ADDR_MAX + 1];
+    int role; /* RAFT_VOTER, RAFT_STANDBY, RAFT_SPARE */
+    bool leader;
+    uint64_t match; /* leader only, else 0 */
+};
+
+struct consensus_status {
+    int state; /* RAFT_FOLLOWER, RAFT_CANDIDATE, RAFT_LEADER, ... */
+    uint64_t term, commit, applied, leader_id;
+    char leader_addr[VC_ADDR_MAX + 1];
+    unsigned nmembers;
+    struct consensus_member members[CONFIG_MEMBERS_MAX * 4];
+};
+
+struct consensus {
+    uv_loop_t *loop;
+    const struct config *cfg;
+    struct fsm *fsm;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct raft_fsm raft_fsm;
+    msgpack_zone zone;
+    struct proto_cmd *cmds; /* decode scratch, VC_BATCH_MAX entries */
+    consensus_apply_hook on_apply;
+    consensus_fatal_hook on_fatal;
+    void *hook_data;
+    bool started, closing;
+    void (*close_cb)(struct consensus *c);
+    struct raft_transfer transfer;
+    void (*transfer_cb)(struct consensus *c);
+};
+
+/* Raft server id of a site: a 64-bit hash of its name, so every agent
+ * derives the same id without coordination. Never 0. */
+uint64_t consensus_site_id(const char *site);
+
+/* Opens the raft log in cfg->data_dir, bootstraps it from cfg->bootstrap
+ * if it is empty, and starts raft. fsm is borrowed. Returns 0 or a negative
+ * code with errmsg. */
+int consensus_start(struct consensus *c, uv_loop_t *loop,
+                    const struct config *cfg, struct fsm *fsm,
+                    consensus_apply_hook on_apply,
+                    consensus_fatal_hook on_fatal, void *data, char *errmsg,
+                    size_t errlen);
+
+/* Proposes an encoded batch (proto_batch_encode output). Takes ownership of
+ * data on success and on failure. cb fires once, unless this returns
+ * non-zero (then it never fires). */
+int consensus_propose(struct consensus *c, void *data, size_t len,
+                      consensus_done_cb cb, void *cb_data);
+
+/* Appends a barrier: cb(0) once every entry before it is applied and this
+ * server was still leader. */
+int consensus_barrier(struct consensus *c, consensus_done_cb cb,
+                      void *cb_data);
+
+bool consensus_is_leader(struct consensus *c);
+
+/* Leader's id (0 if unknown) and raft address. */
+uint64_t consensus_leader(struct consensus *c, const char **addr);
+
+void consensus_status(struct consensus *c, struct consensus_status *st);
+
+/* Hands leadership to another voter; cb fires when done or given up. Returns
+ * non-zero (and never calls cb) if there is no one to hand over to. */
+int consensus_transfer(struct consensus *c,
+                       void (*cb)(struct consensus *c));
+
+/* Closes raft and its I/O; cb fires when every handle is closed. */
+void consensus_close(struct consensus *c, void (*cb)(struct consensus *c));
+
+#endif

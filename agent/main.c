@@ -1,0 +1,306 @@
+/* virtcloud-agent: one per site. Wires the state machine, raft, the client
+ * API and the periodic duties (leader changes, lease sweeps, registering
+ * this site's record) onto one libuv loop.
+ *
+ * Shutdown (SIGTERM/SIGINT): stop accepting clients; a leader first hands
+ * leadership to another voter so a planned restart costs no election
+ * timeout; then pending requests are answered "shutting down", raft is
+ * closed and every handle released. A second signal skips the hand-over.
+ */
+#include <raft.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../proto/err.h"
+#include "agent.h"
+#include "log.h"
+
+#define TICK_MS 50
+
+static void shutdown_begin(struct agent *a, bool transfer);
+
+uint64_t agent_now_ms(struct agent *a)
+{
+    (void)a;
+    /* Wall clock: commands carry it as the proposer's timestamp. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* --- hooks from consensus ---------------------------------------------- */
+
+static void on_apply(void *data, const struct proto_cmd *cmd,
+                     const struct proto_result *r)
+{
+    request_on_apply(data, cmd, r);
+}
+
+static void on_fatal(void *data, const char *why)
+{
+    struct agent *a = data;
+    log_error("stopping: %s; restart the agent to recover from its data "
+              "directory", why);
+    a->exit_code = 1;
+    shutdown_begin(a, false);
+}
+
+/* --- internal commands ------------------------------------------------- */
+
+static void submit_internal(struct agent *a, const struct proto_cmd *cmd,
+                            request_done_fn done)
+{
+    struct proto_request req;
+    memset(&req, 0, offsetof(struct proto_request, cmd));
+    req.op = PROTO_OP_SUBMIT;
+    req.cmd = *cmd;
+    req.name = mp_cstr("");
+    request_start(a, NULL, &req, done, a);
+}
+
+static void sweep_done(struct request *r, int code,
+                       const struct proto_result *res)
+{
+    struct agent *a = r->done_data;
+    a->sweeping = false;
+    if (code == 0 && res && res->gen)
+        log_info("lease sweep: %s", res->msg);
+}
+
+/* The leader proposes a sweep, stamped with its clock, when some lease
+ * has run out. Followers never act on their clocks. */
+static void maybe_sweep(struct agent *a, uint64_t now)
+{
+    if (a->sweeping || now - a->last_sweep_ms < a->cfg.sweep_interval_ms ||
+        !consensus_is_leader(&a->cons))
+        return;
+    a->last_sweep_ms = now;
+    bool expired = false;
+    for (uint32_t i = 0; i < a->fsm.nclusters && !expired; i++) {
+        const struct fsm_cluster *c = &a->fsm.clusters[i];
+        expired = c->live && c->state != FSM_RELEASING && c->deadline_ms < now;
+    }
+    if (!expired)
+        return;
+    struct proto_cmd cmd;
+    proto_cmd_init(&cmd, PROTO_CMD_LEASE_SWEEP);
+    a->sweeping = true;
+    submit_internal(a, &cmd, sweep_done);
+}
+
+static char last_register_err[VC_MSG_MAX + 1];
+
+static void register_done(struct request *r, int code,
+                          const struct proto_result *res)
+{
+    struct agent *a = r->done_data;
+    a->registering = false;
+    if (code == 0) {
+        log_info("site record registered: %s", res ? res->msg : "ok");
+        last_register_err[0] = '\0';
+        return;
+    }
+    const char *msg = res ? res->msg : vc_strerror(code);
+    if (strcmp(msg, last_register_err) != 0) {
+        /* Once per distinct reason, not every second. */
+        log_error("cannot register this site's configuration: %s", msg);
+        snprintf(last_register_err, sizeof last_register_err, "%s", msg);
+    }
+}
+
+static bool site_matches(const struct agent *a, const struct fsm_site *s)
+{
+    return vlanset_equal(&s->pool, &a->cfg.vlans) &&
+           s->uplink == a->cfg.uplink && s->svlan == a->cfg.svlan &&
+           s->managed == a->cfg.managed && !strcmp(s->addr, a->cfg.advertise);
+}
+
+/* Registers or updates this site's record from the configuration once a
+ * leader can commit it. */
+static void maybe_register(struct agent *a, uint64_t now)
+{
+    const struct fsm_site *s = fsm_site_find(&a->fsm, a->cfg.site);
+    if (a->registering || now - a->last_register_ms < 1000 ||
+        !consensus_leader(&a->cons, NULL) || (s && site_matches(a, s)))
+        return;
+    a->last_register_ms = now;
+    struct proto_cmd cmd;
+    proto_cmd_init(&cmd, s ? PROTO_CMD_SITE_UPDATE : PROTO_CMD_SITE_ADD);
+    cmd.name = mp_cstr(a->cfg.site);
+    cmd.addr = mp_cstr(a->cfg.advertise);
+    cmd.pool = a->cfg.vlans;
+    cmd.uplink = a->cfg.uplink;
+    cmd.svlan = a->cfg.svlan;
+    cmd.managed = a->cfg.managed;
+    a->registering = true;
+    submit_internal(a, &cmd, register_done);
+}
+
+/* --- loop duties ------------------------------------------------------- */
+
+static void watch_leader(struct agent *a, uint64_t now)
+{
+    uint64_t leader = consensus_leader(&a->cons, NULL);
+    if (leader == a->last_leader)
+        return;
+    if (leader)
+        log_info("leader is now %s%s", api_leader_name(a),
+                 consensus_is_leader(&a->cons) ? " (this site)" : "");
+    else
+        log_warn("no leader");
+    a->no_leader_since_ms = leader ? 0 : now;
+    a->last_leader = leader;
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    struct agent *a = t->data;
+    uint64_t now = agent_now_ms(a);
+    if (a->stopping)
+        return;
+    if (!a->last_leader && !a->no_leader_since_ms)
+        a->no_leader_since_ms = now;
+    watch_leader(a, now);
+    peer_tick(a);
+    request_tick(a);
+    maybe_sweep(a, now);
+    maybe_register(a, now);
+}
+
+static void flush_cb(uv_check_t *h)
+{
+    struct agent *a = h->data;
+    if (!a->stopping)
+        request_flush(a);
+}
+
+/* --- shutdown ---------------------------------------------------------- */
+
+static void walk_close_cb(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void consensus_closed_cb(struct consensus *c)
+{
+    /* Whatever is still open (timers, peer links) goes now. */
+    uv_walk(c->loop, walk_close_cb, NULL);
+}
+
+static void shutdown_finish(struct agent *a)
+{
+    log_info("closing");
+    request_close_all(a, VC_ESHUTDOWN,
+                      "agent is shutting down; retry at another site");
+    peer_close_all(a);
+    uv_timer_stop(&a->tick);
+    uv_check_stop(&a->flush);
+    consensus_close(&a->cons, consensus_closed_cb);
+}
+
+static void transfer_done_cb(struct consensus *c)
+{
+    struct agent *a = (struct agent *)((char *)c - offsetof(struct agent, cons));
+    log_info("leadership handed over to %s", api_leader_name(a));
+    shutdown_finish(a);
+}
+
+static void shutdown_begin(struct agent *a, bool transfer)
+{
+    if (a->stopping)
+        return;
+    a->stopping = true;
+    api_close(a);
+    if (transfer && consensus_transfer(&a->cons, transfer_done_cb) == 0) {
+        log_info("handing leadership over before shutdown");
+        return;
+    }
+    shutdown_finish(a);
+}
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+    struct agent *a = s->data;
+    if (a->stopping) {
+        log_warn("second signal: closing now");
+        shutdown_finish(a);
+        return;
+    }
+    log_info("%s received", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    shutdown_begin(a, true);
+}
+
+static int run(struct agent *a)
+{
+    char err[512];
+    int rv;
+    a->loop = uv_default_loop();
+    if (fsm_init(&a->fsm) != 0 || request_init(a) != 0) {
+        log_error("out of memory");
+        return 1;
+    }
+    rv = consensus_start(&a->cons, a->loop, &a->cfg, &a->fsm, on_apply,
+                         on_fatal, a, err, sizeof err);
+    if (rv != 0) {
+        log_error("%s", err);
+        return rv == VC_EINVAL ? 2 : 1;
+    }
+    if (api_start(a, err, sizeof err) != 0) {
+        log_error("%s", err);
+        a->exit_code = 1;
+        shutdown_begin(a, false);
+        uv_run(a->loop, UV_RUN_DEFAULT);
+        return 1;
+    }
+    uv_signal_init(a->loop, &a->sigterm);
+    uv_signal_init(a->loop, &a->sigint);
+    a->sigterm.data = a->sigint.data = a;
+    uv_signal_start(&a->sigterm, signal_cb, SIGTERM);
+    uv_signal_start(&a->sigint, signal_cb, SIGINT);
+    uv_timer_init(a->loop, &a->tick);
+    a->tick.data = a;
+    uv_timer_start(&a->tick, tick_cb, TICK_MS, TICK_MS);
+    uv_check_init(a->loop, &a->flush);
+    a->flush.data = a;
+    uv_check_start(&a->flush, flush_cb);
+    log_info("serving clients on %s and %s; raft on %s, data in %s",
+             a->cfg.api, a->cfg.unix_path, a->cfg.peer, a->cfg.data_dir);
+    uv_run(a->loop, UV_RUN_DEFAULT);
+    return a->exit_code;
+}
+
+int main(int argc, char **argv)
+{
+    static struct agent agent;
+    char err[512];
+    int rv;
+    signal(SIGPIPE, SIG_IGN);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "virtcloud-agent: libsodium failed to initialise\n");
+        return 1;
+    }
+    rv = config_load(&agent.cfg, argc, argv, err, sizeof err);
+    if (rv == 1)
+        return 0;
+    if (rv != 0) {
+        fprintf(stderr, "virtcloud-agent: %s\n", err);
+        return 2;
+    }
+    if (agent.cfg.check_only) {
+        config_print(&agent.cfg, stdout);
+        return 0;
+    }
+    log_init(agent.cfg.site, agent.cfg.log_level);
+    rv = run(&agent);
+    fsm_close(&agent.fsm);
+    map_close(&agent.pending);
+    free(agent.ptab);
+    free(agent.ptab_free);
+    uv_loop_close(agent.loop);
+    return rv;
+}

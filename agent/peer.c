@@ -1,0 +1,320 @@
+/* Links to the other agents' client APIs: forwarding to the leader and
+ * health pings.
+ *
+ * Happy path: peer_tick() keeps one TCP connection per known site (address
+ * from its site record), pings it every PING_MS and notes when it last
+ * answered; peer_forward() writes a request to the leader's link with the
+ * FORWARDED flag and the time left; the answer is matched by sequence
+ * number and relayed to the client.
+ *
+ * Failure modes: connect or read errors close the link, and every request
+ * forwarded over it goes back to waiting (retried with the same request
+ * id, so it can never apply twice); a "not leader" answer does the same.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../proto/err.h"
+#include "agent.h"
+#include "log.h"
+
+#define PING_MS 300
+#define REACHABLE_MS 1500
+#define RETRY_MS 250
+
+struct peer_write {
+    uv_write_t req;
+    char data[];
+};
+
+static struct agent *agent_of(struct peer *p, int *idx)
+{
+    struct agent *a = p->tcp.data;
+    *idx = (int)(p - a->peers);
+    return a;
+}
+
+static void link_closed_cb(uv_handle_t *h)
+{
+    struct peer *p = (struct peer *)((char *)h - offsetof(struct peer, tcp));
+    p->closing = false;
+    free(p->buf);
+    p->buf = NULL;
+    p->len = p->cap = 0;
+}
+
+static void link_close(struct peer *p)
+{
+    int idx;
+    struct agent *a = agent_of(p, &idx);
+    if (p->closing || (!p->open && !p->connecting))
+        return;
+    p->open = p->connecting = false;
+    p->closing = true;
+    p->next_try_ms = agent_now_ms(a) + RETRY_MS;
+    uv_close((uv_handle_t *)&p->tcp, link_closed_cb);
+    for (struct request *r = a->reqs; r; r = r->next)
+        if (r->state == RS_FORWARDED && r->peer == idx)
+            request_retry(r);
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct peer *p = req->data;
+    free(req);
+    if (status != 0 && status != UV_ECANCELED)
+        link_close(p);
+}
+
+static int link_send(struct peer *p, const char *data, size_t len)
+{
+    struct peer_write *w = malloc(sizeof *w + len);
+    if (!w)
+        return VC_ENOMEM;
+    memcpy(w->data, data, len);
+    w->req.data = p;
+    uv_buf_t buf = uv_buf_init(w->data, (unsigned)len);
+    int rv = uv_write(&w->req, (uv_stream_t *)&p->tcp, &buf, 1, write_cb);
+    if (rv != 0) {
+        free(w);
+        link_close(p);
+        return rv;
+    }
+    return 0;
+}
+
+static bool retryable(int code)
+{
+    return code == VC_ENOTLEADER || code == VC_ESHUTDOWN ||
+           code == VC_EUNAVAILABLE || code == VC_ENOQUORUM ||
+           code == VC_ETIMEOUT || code == VC_EUNKNOWN;
+}
+
+static void on_response(struct agent *a, struct peer *p, int idx,
+                        const struct proto_response *resp)
+{
+    struct request *r;
+    p->last_ok_ms = agent_now_ms(a);
+    if (resp->seq == p->ping_seq)
+        return;
+    if (!(r = request_by_fwd(a, idx, resp->seq)))
+        return; /* answered already (local apply) or expired */
+    /* A write's answer carries its result; anything else that says "try
+     * elsewhere or later" sends the request back to waiting. */
+    bool committed = r->op == PROTO_OP_SUBMIT &&
+                     resp->payload.type == MSGPACK_OBJECT_ARRAY;
+    if (!committed && retryable(resp->code)) {
+        request_retry(r);
+        return;
+    }
+    request_relay(r, resp);
+}
+
+static void parse_frames(struct agent *a, struct peer *p, int idx)
+{
+    msgpack_zone zone;
+    size_t off = 0;
+    if (!msgpack_zone_init(&zone, 4096))
+        return;
+    while (p->len - off >= PROTO_FRAME_HDR) {
+        uint32_t n;
+        struct proto_response resp;
+        if (proto_frame_len((uint8_t *)p->buf + off, &n) != 0) {
+            log_warn("agent %s sent an oversized frame; reconnecting",
+                     p->site);
+            msgpack_zone_destroy(&zone);
+            link_close(p);
+            return;
+        }
+        if (p->len - off - PROTO_FRAME_HDR < n)
+            break;
+        msgpack_zone_clear(&zone);
+        if (proto_response_decode(p->buf + off + PROTO_FRAME_HDR, n, &zone,
+                                  &resp) == 0)
+            on_response(a, p, idx, &resp);
+        else
+            log_warn("agent %s sent a malformed response", p->site);
+        off += PROTO_FRAME_HDR + n;
+        if (!p->open)
+            break;
+    }
+    msgpack_zone_destroy(&zone);
+    if (p->buf && off) {
+        memmove(p->buf, p->buf + off, p->len - off);
+        p->len -= off;
+    }
+}
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct peer *p = (struct peer *)((char *)h - offsetof(struct peer, tcp));
+    (void)hint;
+    if (p->cap - p->len < 65536) {
+        size_t cap = p->cap ? p->cap * 2 : 131072;
+        char *b = cap <= 2 * (PROTO_FRAME_MAX + PROTO_FRAME_HDR)
+                      ? realloc(p->buf, cap)
+                      : NULL;
+        if (!b) {
+            *buf = uv_buf_init(NULL, 0);
+            return;
+        }
+        p->buf = b;
+        p->cap = cap;
+    }
+    *buf = uv_buf_init(p->buf + p->len, (unsigned)(p->cap - p->len));
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct peer *p = (struct peer *)((char *)s - offsetof(struct peer, tcp));
+    int idx;
+    struct agent *a = agent_of(p, &idx);
+    (void)buf;
+    if (n < 0) {
+        if (n != UV_EOF)
+            log_debug("link to %s: %s", p->site, uv_strerror((int)n));
+        link_close(p);
+        return;
+    }
+    p->len += (size_t)n;
+    parse_frames(a, p, idx);
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+    struct peer *p = req->data;
+    p->connecting = false;
+    if (status != 0) {
+        if (status != UV_ECANCELED) {
+            p->connecting = true; /* let link_close() close the handle */
+            link_close(p);
+        }
+        return;
+    }
+    p->open = true;
+    uv_tcp_nodelay(&p->tcp, 1);
+    if (uv_read_start((uv_stream_t *)&p->tcp, alloc_cb, read_cb) != 0)
+        link_close(p);
+}
+
+static void link_open(struct agent *a, struct peer *p)
+{
+    struct sockaddr_storage ss;
+    if (config_parse_addr(p->addr, &ss) != 0) {
+        p->next_try_ms = agent_now_ms(a) + 5000;
+        return;
+    }
+    uv_tcp_init(a->loop, &p->tcp);
+    p->tcp.data = a;
+    p->creq.data = p;
+    p->connecting = true;
+    p->len = 0;
+    if (uv_tcp_connect(&p->creq, &p->tcp, (struct sockaddr *)&ss,
+                       connect_cb) != 0)
+        link_close(p);
+}
+
+static void ping(struct agent *a, struct peer *p)
+{
+    struct proto_request req;
+    struct mp_buf out;
+    char err[64];
+    memset(&req, 0, sizeof req);
+    req.op = PROTO_OP_PING;
+    req.seq = p->ping_seq = ++p->next_seq;
+    mp_buf_init(&out);
+    if (proto_request_encode(&req, &out, err, sizeof err) == 0)
+        link_send(p, out.data, out.len);
+    mp_buf_close(&out);
+    p->ping_sent_ms = agent_now_ms(a);
+}
+
+void peer_tick(struct agent *a)
+{
+    uint64_t now = agent_now_ms(a);
+    for (int i = 0; i < VC_SITES_MAX; i++) {
+        const struct fsm_site *s = &a->fsm.sites[i];
+        struct peer *p = &a->peers[i];
+        bool want = s->live && s->addr[0] && strcmp(s->name, a->cfg.site);
+        if (p->used && (!want || strcmp(p->site, s->name) ||
+                        strcmp(p->addr, s->addr))) {
+            link_close(p);
+            if (p->closing)
+                continue; /* reuse the slot once the handle is closed */
+            p->used = false;
+        }
+        if (!want || p->closing)
+            continue;
+        if (!p->used) {
+            memset(p, 0, sizeof *p);
+            p->used = true;
+            snprintf(p->site, sizeof p->site, "%s", s->name);
+            snprintf(p->addr, sizeof p->addr, "%s", s->addr);
+        }
+        if (!p->open && !p->connecting && now >= p->next_try_ms)
+            link_open(a, p);
+        else if (p->open && now - p->ping_sent_ms >= PING_MS)
+            ping(a, p);
+    }
+}
+
+static int leader_peer(struct agent *a)
+{
+    uint64_t id = consensus_leader(&a->cons, NULL);
+    if (!id)
+        return -1;
+    for (int i = 0; i < VC_SITES_MAX; i++)
+        if (a->fsm.sites[i].live &&
+            consensus_site_id(a->fsm.sites[i].name) == id)
+            return i;
+    return -1;
+}
+
+int peer_forward(struct agent *a, struct request *r)
+{
+    int i = leader_peer(a);
+    struct proto_request req;
+    struct mp_buf out;
+    char err[256];
+    if (i < 0 || !a->peers[i].used || !a->peers[i].open)
+        return VC_EUNAVAILABLE;
+    struct peer *p = &a->peers[i];
+    uint64_t now = agent_now_ms(a);
+    memset(&req, 0, offsetof(struct proto_request, cmd));
+    req.seq = ++p->next_seq;
+    req.op = r->op;
+    req.flags = r->flags | PROTO_FLAG_FORWARDED;
+    req.timeout_ms = r->deadline_ms > now ? (uint32_t)(r->deadline_ms - now)
+                                          : 1;
+    req.name = mp_cstr(r->name);
+    if (r->op == PROTO_OP_SUBMIT)
+        req.cmd = r->cmd;
+    mp_buf_init(&out);
+    int rv = proto_request_encode(&req, &out, err, sizeof err);
+    if (rv == 0)
+        rv = link_send(p, out.data, out.len);
+    mp_buf_close(&out);
+    if (rv != 0)
+        return rv;
+    r->peer = i;
+    r->fwd_seq = req.seq;
+    return 0;
+}
+
+bool peer_reachable(struct agent *a, const char *site)
+{
+    uint64_t now = agent_now_ms(a);
+    for (int i = 0; i < VC_SITES_MAX; i++) {
+        struct peer *p = &a->peers[i];
+        if (p->used && p->open && !strcmp(p->site, site))
+            return now - p->last_ok_ms <= REACHABLE_MS;
+    }
+    return false;
+}
+
+void peer_close_all(struct agent *a)
+{
+    for (int i = 0; i < VC_SITES_MAX; i++)
+        if (a->peers[i].used)
+            link_close(&a->peers[i]);
+}

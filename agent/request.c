@@ -1,0 +1,617 @@
+/* Client requests: de-duplication, group commit, forwarding, reads.
+ *
+ * Happy path of a write on the leader: request_start() copies the command,
+ * gives it a request id if the client sent none, records it in the pending
+ * table (one in-flight request per id) and queues it; request_flush(),
+ * run once per loop iteration, packs everything queued into one log entry
+ * (group commit); when the entry applies, request_on_apply() finds each
+ * command's request by id and answers it with its own result.
+ *
+ * On a follower the request is forwarded to the leader's agent; the answer
+ * comes back from the leader, or earlier from this replica's own apply of
+ * the entry, whichever is first.
+ *
+ * Failure modes: leadership lost or the leader unreachable -> the request
+ * waits and is retried (same request id, so it can never apply twice) until
+ * its deadline; then it fails with "no quorum" if no leader could be used,
+ * with "outcome unknown" if it may have been appended, else "timed out".
+ */
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../proto/err.h"
+#include "agent.h"
+#include "log.h"
+
+#define MAX_INFLIGHT_BATCHES 4
+
+/* --- pending table: request id -> request ------------------------------ */
+
+static const char *pending_key(const void *owner, uint32_t idx, size_t *n)
+{
+    const struct agent *a = owner;
+    *n = a->ptab[idx]->cmd.req_id.n;
+    return a->ptab[idx]->cmd.req_id.p;
+}
+
+int request_init(struct agent *a)
+{
+    map_init(&a->pending, pending_key, a);
+    return 0;
+}
+
+static int pending_add(struct agent *a, struct request *r)
+{
+    uint32_t i;
+    if (a->ptab_nfree) {
+        i = a->ptab_free[--a->ptab_nfree];
+    } else {
+        if (a->ptab_n == a->ptab_cap) {
+            uint32_t cap = a->ptab_cap ? a->ptab_cap * 2 : 256;
+            struct request **t = realloc(a->ptab, cap * sizeof *t);
+            uint32_t *f = t ? realloc(a->ptab_free, cap * sizeof *f) : NULL;
+            if (t)
+                a->ptab = t;
+            if (!f)
+                return VC_ENOMEM;
+            a->ptab_free = f;
+            a->ptab_cap = cap;
+        }
+        i = a->ptab_n++;
+    }
+    a->ptab[i] = r;
+    if (map_put(&a->pending, r->cmd.req_id.p, r->cmd.req_id.n, i) != 0) {
+        a->ptab_free[a->ptab_nfree++] = i;
+        return VC_ENOMEM;
+    }
+    r->pidx = i;
+    return 0;
+}
+
+static void pending_del(struct agent *a, struct request *r)
+{
+    if (r->pidx < 0)
+        return;
+    map_del(&a->pending, r->cmd.req_id.p, r->cmd.req_id.n);
+    a->ptab[r->pidx] = NULL;
+    a->ptab_free[a->ptab_nfree++] = (uint32_t)r->pidx;
+    r->pidx = -1;
+}
+
+static struct request *pending_find(struct agent *a, struct mp_str id)
+{
+    int64_t i = map_find(&a->pending, id.p, id.n);
+    return i < 0 ? NULL : a->ptab[i];
+}
+
+/* --- life cycle -------------------------------------------------------- */
+
+/* Deep-copies the strings of src into one block owned by r. */
+static int copy_cmd(struct request *r, const struct proto_cmd *src)
+{
+    struct mp_str *fields[] = {&r->cmd.req_id, &r->cmd.origin, &r->cmd.name,
+                               &r->cmd.site,   &r->cmd.owner,  &r->cmd.host,
+                               &r->cmd.iface,  &r->cmd.addr,   &r->cmd.text};
+    size_t total = 0, nf = sizeof fields / sizeof fields[0];
+    r->cmd = *src;
+    for (size_t i = 0; i < nf; i++)
+        total += fields[i]->n;
+    for (uint32_t i = 0; i < src->nsites; i++)
+        total += src->sites[i].n;
+    if (!(r->strbuf = malloc(total + 1)))
+        return VC_ENOMEM;
+    char *p = r->strbuf;
+    for (size_t i = 0; i < nf; i++) {
+        memcpy(p, fields[i]->p, fields[i]->n);
+        fields[i]->p = p;
+        p += fields[i]->n;
+    }
+    for (uint32_t i = 0; i < src->nsites; i++) {
+        memcpy(p, src->sites[i].p, src->sites[i].n);
+        r->cmd.sites[i].p = p;
+        p += src->sites[i].n;
+    }
+    return 0;
+}
+
+static void queue_unlink(struct agent *a, struct request *r)
+{
+    /* The queue is drained every loop iteration, so it stays short. */
+    struct request **pp = &a->queue_head, *prev = NULL;
+    while (*pp && *pp != r) {
+        prev = *pp;
+        pp = &(*pp)->qnext;
+    }
+    if (!*pp)
+        return;
+    *pp = r->qnext;
+    if (a->queue_tail == r)
+        a->queue_tail = prev;
+    r->qnext = NULL;
+    a->queued--;
+}
+
+static void request_free(struct request *r)
+{
+    struct agent *a = r->a;
+    if (r->state == RS_QUEUED)
+        queue_unlink(a, r);
+    else if (r->batch)
+        r->batch->reqs[r->bidx] = NULL;
+    pending_del(a, r);
+    if (r->conn) {
+        struct conn *c = r->conn;
+        if (r->cprev)
+            r->cprev->cnext = r->cnext;
+        else
+            c->reqs = r->cnext;
+        if (r->cnext)
+            r->cnext->cprev = r->cprev;
+        c->npending--;
+    }
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        a->reqs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    a->nreqs--;
+    free(r->strbuf);
+    free(r);
+}
+
+static void pack_result(msgpack_packer *pk, void *ctx)
+{
+    proto_result_pack(pk, ctx);
+}
+
+void request_finish(struct request *r, int code, const char *msg,
+                    const struct proto_result *res)
+{
+    if (r->conn)
+        api_reply(r->conn, r->seq, code, msg ? msg : res ? res->msg : "",
+                  res ? pack_result : NULL, (void *)res);
+    if (r->done)
+        r->done(r, code, res);
+    request_free(r);
+}
+
+struct relay_ctx {
+    const msgpack_object *payload;
+};
+
+static void pack_relay(msgpack_packer *pk, void *ctx)
+{
+    msgpack_pack_object(pk, *((struct relay_ctx *)ctx)->payload);
+}
+
+void request_relay(struct request *r, const struct proto_response *resp)
+{
+    char msg[VC_MSG_MAX + 1];
+    struct relay_ctx ctx = {&resp->payload};
+    mp_str_copy(resp->msg.n > VC_MSG_MAX ? mp_cstr("") : resp->msg, msg,
+                sizeof msg);
+    if (r->conn)
+        api_reply(r->conn, r->seq, resp->code, msg, pack_relay, &ctx);
+    if (r->done) {
+        struct proto_result res;
+        if (r->op == PROTO_OP_SUBMIT &&
+            proto_result_unpack(&resp->payload, &res) == 0)
+            r->done(r, resp->code, &res);
+        else
+            r->done(r, resp->code, NULL);
+    }
+    request_free(r);
+}
+
+void request_detach_conn(struct conn *c)
+{
+    for (struct request *r = c->reqs; r; r = r->cnext)
+        r->conn = NULL;
+    c->reqs = NULL;
+    c->npending = 0;
+}
+
+/* --- routing ----------------------------------------------------------- */
+
+static void enqueue(struct agent *a, struct request *r)
+{
+    r->state = RS_QUEUED;
+    r->qnext = NULL;
+    if (a->queue_tail)
+        a->queue_tail->qnext = r;
+    else
+        a->queue_head = r;
+    a->queue_tail = r;
+    a->queued++;
+}
+
+static void issue_barrier(struct agent *a);
+
+static void route(struct request *r)
+{
+    struct agent *a = r->a;
+    if (consensus_is_leader(&a->cons)) {
+        if (r->op == PROTO_OP_SUBMIT) {
+            enqueue(a, r);
+        } else {
+            r->state = RS_READWAIT;
+            r->barrier_gen = a->barrier_issued + 1;
+            if (!a->barrier_inflight)
+                issue_barrier(a);
+        }
+        return;
+    }
+    if (r->flags & PROTO_FLAG_FORWARDED) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "this agent is not the leader (leader: %s)",
+                 api_leader_name(a));
+        request_finish(r, VC_ENOTLEADER, msg, NULL);
+        return;
+    }
+    if (peer_forward(a, r) == 0) {
+        r->state = RS_FORWARDED;
+        r->touched |= r->op == PROTO_OP_SUBMIT;
+        return;
+    }
+    r->state = RS_WAITING;
+}
+
+void request_retry(struct request *r)
+{
+    r->state = RS_WAITING;
+    r->peer = -1;
+}
+
+struct request *request_by_fwd(struct agent *a, int peer, uint32_t seq)
+{
+    for (struct request *r = a->reqs; r; r = r->next)
+        if (r->state == RS_FORWARDED && r->peer == peer && r->fwd_seq == seq)
+            return r;
+    return NULL;
+}
+
+static void new_request_id(struct agent *a, char *buf, size_t len)
+{
+    uint8_t rnd[8];
+    randombytes_buf(rnd, sizeof rnd);
+    snprintf(buf, len, "auto:%s:%02x%02x%02x%02x%02x%02x%02x%02x:%" PRIu64,
+             a->cfg.site, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5],
+             rnd[6], rnd[7], ++a->id_counter);
+}
+
+void request_start(struct agent *a, struct conn *conn,
+                   const struct proto_request *req, request_done_fn done,
+                   void *done_data)
+{
+    struct request *r = calloc(1, sizeof *r);
+    char autoid[VC_REQID_MAX + 1];
+    if (!r) {
+        if (conn)
+            api_reply(conn, req->seq, VC_ENOMEM, "agent out of memory", NULL,
+                      NULL);
+        return;
+    }
+    r->a = a;
+    r->seq = req->seq;
+    r->op = req->op;
+    r->flags = req->flags;
+    r->pidx = -1;
+    r->peer = -1;
+    r->done = done;
+    r->done_data = done_data;
+    uint64_t timeout = req->timeout_ms ? req->timeout_ms
+                                       : a->cfg.request_timeout_ms;
+    if (timeout > 600000)
+        timeout = 600000;
+    r->deadline_ms = agent_now_ms(a) + timeout;
+    mp_str_copy(req->name, r->name, sizeof r->name);
+    /* Link first so request_finish() can unlink on every path. */
+    r->next = a->reqs;
+    if (a->reqs)
+        a->reqs->prev = r;
+    a->reqs = r;
+    a->nreqs++;
+    if (conn) {
+        r->conn = conn;
+        r->cnext = conn->reqs;
+        if (conn->reqs)
+            conn->reqs->cprev = r;
+        conn->reqs = r;
+        conn->npending++;
+    }
+    if (req->op != PROTO_OP_SUBMIT) {
+        route(r);
+        return;
+    }
+    struct proto_cmd cmd = req->cmd;
+    if (cmd.req_id.n == 0) {
+        new_request_id(a, autoid, sizeof autoid);
+        cmd.req_id = mp_cstr(autoid);
+    }
+    if (cmd.origin.n == 0)
+        cmd.origin = mp_cstr(a->cfg.site);
+    if (copy_cmd(r, &cmd) != 0) {
+        request_finish(r, VC_ENOMEM, "agent out of memory", NULL);
+        return;
+    }
+    if (pending_find(a, r->cmd.req_id)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "request id %.*s is already in flight; "
+                 "retry shortly to get its answer", (int)r->cmd.req_id.n,
+                 r->cmd.req_id.p);
+        request_finish(r, VC_EUNAVAILABLE, msg, NULL);
+        return;
+    }
+    if (pending_add(a, r) != 0) {
+        request_finish(r, VC_ENOMEM, "agent out of memory", NULL);
+        return;
+    }
+    route(r);
+}
+
+void request_on_apply(struct agent *a, const struct proto_cmd *cmd,
+                      const struct proto_result *res)
+{
+    struct request *r;
+    if (cmd->req_id.n == 0 || a->ptab_n == 0)
+        return;
+    if ((r = pending_find(a, cmd->req_id)))
+        request_finish(r, res->code, NULL, res);
+}
+
+/* --- group commit ------------------------------------------------------ */
+
+static void batch_done_cb(void *data, int status)
+{
+    struct batch *b = data;
+    struct agent *a = b->a;
+    a->inflight_batches--;
+    for (uint32_t i = 0; i < b->n; i++) {
+        struct request *r = b->reqs[i];
+        if (!r)
+            continue; /* answered by the apply hook */
+        r->batch = NULL;
+        /* Not applied here: either refused before appending, or appended
+         * and then leadership was lost (it may still commit elsewhere). */
+        r->touched |= status != VC_ENOTLEADER;
+        request_retry(r);
+    }
+    if (status != 0 && status != VC_ENOTLEADER)
+        log_warn("batch of %u commands: %s; retrying through the new leader",
+                 b->n, vc_strerror(status));
+    free(b);
+}
+
+static void pack_raw(msgpack_packer *pk, const char *p, size_t n)
+{
+    pk->callback(pk->data, p, n);
+}
+
+/* Packs queued commands into one entry, stopping before it outgrows
+ * PROTO_ENTRY_MAX. Returns the batch (NULL if out of memory). */
+static struct batch *build_batch(struct agent *a, struct mp_buf *out)
+{
+    uint32_t max = a->queued < a->cfg.max_batch ? a->queued : a->cfg.max_batch;
+    struct batch *b = malloc(sizeof *b + max * sizeof b->reqs[0]);
+    struct mp_buf body;
+    msgpack_packer pk;
+    uint64_t now = agent_now_ms(a);
+    if (!b)
+        return NULL;
+    b->a = a;
+    b->n = 0;
+    mp_buf_init(&body);
+    mp_packer_init(&pk, &body);
+    while (b->n < max && a->queue_head) {
+        struct request *r = a->queue_head;
+        size_t before = body.len;
+        r->cmd.time_ms = now; /* the leader's clock stamps every command */
+        proto_cmd_pack(&pk, &r->cmd);
+        if (body.len + 16 > PROTO_ENTRY_MAX && b->n > 0) {
+            body.len = before;
+            break;
+        }
+        a->queue_head = r->qnext;
+        r->qnext = NULL;
+        if (!a->queue_head)
+            a->queue_tail = NULL;
+        a->queued--;
+        r->state = RS_PROPOSED;
+        r->touched = true;
+        r->batch = b;
+        r->bidx = b->n;
+        b->reqs[b->n++] = r;
+    }
+    mp_packer_init(&pk, out);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint8(&pk, PROTO_LOG_VERSION);
+    msgpack_pack_array(&pk, b->n);
+    pack_raw(&pk, body.data, body.len);
+    proto_entry_pad(out);
+    mp_buf_close(&body);
+    if (out->oom || body.oom) {
+        for (uint32_t i = 0; i < b->n; i++) {
+            b->reqs[i]->batch = NULL;
+            request_retry(b->reqs[i]);
+        }
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void request_flush(struct agent *a)
+{
+    while (a->queue_head && a->inflight_batches < MAX_INFLIGHT_BATCHES) {
+        if (!consensus_is_leader(&a->cons)) {
+            /* Lost leadership with commands queued: send them on. */
+            while (a->queue_head) {
+                struct request *r = a->queue_head;
+                queue_unlink(a, r);
+                r->state = RS_NEW;
+                route(r);
+            }
+            return;
+        }
+        struct mp_buf out;
+        mp_buf_init(&out);
+        struct batch *b = build_batch(a, &out);
+        if (!b) {
+            mp_buf_close(&out);
+            return;
+        }
+        size_t len;
+        char *data = mp_buf_take(&out, &len);
+        int rv = consensus_propose(&a->cons, data, len, batch_done_cb, b);
+        if (rv != 0) {
+            a->inflight_batches++;
+            batch_done_cb(b, rv);
+            continue;
+        }
+        a->inflight_batches++;
+    }
+}
+
+/* --- linearizable reads ------------------------------------------------ */
+
+static void serve_read(struct request *r);
+
+static void barrier_cb(void *data, int status)
+{
+    struct agent *a = data;
+    uint64_t k = a->barrier_issued;
+    a->barrier_inflight = false;
+    struct request *r = a->reqs, *next;
+    bool more = false;
+    for (; r; r = next) {
+        next = r->next;
+        if (r->state != RS_READWAIT)
+            continue;
+        if (r->barrier_gen > k) {
+            more = true;
+        } else if (status == 0) {
+            serve_read(r);
+        } else {
+            request_retry(r);
+        }
+    }
+    if (more && status == 0)
+        issue_barrier(a);
+}
+
+static void issue_barrier(struct agent *a)
+{
+    int rv = consensus_barrier(&a->cons, barrier_cb, a);
+    if (rv != 0) {
+        for (struct request *r = a->reqs; r; r = r->next)
+            if (r->state == RS_READWAIT)
+                request_retry(r);
+        return;
+    }
+    a->barrier_issued++;
+    a->barrier_inflight = true;
+}
+
+static void pack_read(msgpack_packer *pk, void *ctx)
+{
+    struct request *r = ctx;
+    const char *name = r->name[0] ? r->name : NULL;
+    if (r->op == PROTO_OP_SITES)
+        view_sites(pk, &r->a->fsm, name);
+    else
+        view_clusters(pk, &r->a->fsm, name);
+}
+
+static void serve_read(struct request *r)
+{
+    const struct fsm *f = &r->a->fsm;
+    int code = 0;
+    char msg[128] = "";
+    if (r->name[0] && r->op == PROTO_OP_SITES && !fsm_site_find(f, r->name)) {
+        code = VC_ENOTFOUND;
+        snprintf(msg, sizeof msg, "no site named %s", r->name);
+    } else if (r->name[0] && r->op == PROTO_OP_CLUSTERS &&
+               !fsm_cluster_find(f, r->name)) {
+        code = VC_ENOTFOUND;
+        snprintf(msg, sizeof msg, "no cluster named %s", r->name);
+    }
+    if (r->conn)
+        api_reply(r->conn, r->seq, code, msg, code ? NULL : pack_read, r);
+    if (r->done)
+        r->done(r, code, NULL);
+    request_free(r);
+}
+
+/* --- timeouts and retries ---------------------------------------------- */
+
+void request_unavailable_msg(struct agent *a, char *buf, size_t len)
+{
+    struct consensus_status st;
+    unsigned voters = 0, up = 0;
+    consensus_status(&a->cons, &st);
+    for (unsigned i = 0; i < st.nmembers; i++) {
+        if (st.members[i].role != RAFT_VOTER)
+            continue;
+        voters++;
+        if (!strcmp(st.members[i].site, a->cfg.site) ||
+            peer_reachable(a, st.members[i].site))
+            up++;
+    }
+    snprintf(buf, len, "no quorum: %u of %u voters reachable; retry when a "
+             "majority of sites is up", up, voters);
+}
+
+static void expire(struct request *r)
+{
+    struct agent *a = r->a;
+    char msg[256];
+    uint64_t leader = consensus_leader(&a->cons, NULL);
+    if (r->op == PROTO_OP_SUBMIT && r->touched) {
+        snprintf(msg, sizeof msg, "outcome unknown: no answer in time, the "
+                 "request may still commit; retry with --request-id %.*s to "
+                 "learn its outcome", (int)r->cmd.req_id.n, r->cmd.req_id.p);
+        request_finish(r, VC_EUNKNOWN, msg, NULL);
+    } else if (!leader) {
+        request_unavailable_msg(a, msg, sizeof msg);
+        request_finish(r, VC_ENOQUORUM, msg, NULL);
+    } else {
+        snprintf(msg, sizeof msg, "timed out waiting for the leader (%s)",
+                 api_leader_name(a));
+        request_finish(r, VC_ETIMEOUT, msg, NULL);
+    }
+}
+
+void request_tick(struct agent *a)
+{
+    uint64_t now = agent_now_ms(a);
+    struct request *r, *next;
+    for (r = a->reqs; r; r = next) {
+        next = r->next;
+        if (now >= r->deadline_ms && r->state != RS_PROPOSED) {
+            expire(r);
+            continue;
+        }
+        if (r->state != RS_WAITING)
+            continue;
+        /* Fail fast when no leader has been seen for several election
+         * timeouts and nothing was sent yet: waiting cannot help soon. */
+        if (!r->touched && a->no_leader_since_ms &&
+            now - a->no_leader_since_ms > 4ull * a->cfg.election_timeout_ms) {
+            char msg[256];
+            request_unavailable_msg(a, msg, sizeof msg);
+            request_finish(r, VC_ENOQUORUM, msg, NULL);
+            continue;
+        }
+        route(r);
+    }
+}
+
+void request_close_all(struct agent *a, int code, const char *msg)
+{
+    while (a->reqs)
+        request_finish(a->reqs, code, msg, NULL);
+}

@@ -1,0 +1,181 @@
+#include "frame.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "err.h"
+
+int proto_frame_len(const uint8_t hdr[PROTO_FRAME_HDR], uint32_t *len)
+{
+    *len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
+           (uint32_t)hdr[2] << 8 | hdr[3];
+    return *len > PROTO_FRAME_MAX || *len == 0 ? VC_ETOOBIG : 0;
+}
+
+static void put_len(struct mp_buf *out, size_t start)
+{
+    uint32_t n = (uint32_t)(out->len - start - PROTO_FRAME_HDR);
+    uint8_t *p = (uint8_t *)out->data + start;
+    p[0] = (uint8_t)(n >> 24);
+    p[1] = (uint8_t)(n >> 16);
+    p[2] = (uint8_t)(n >> 8);
+    p[3] = (uint8_t)n;
+}
+
+static int frame_begin(msgpack_packer *pk, struct mp_buf *out, size_t *start)
+{
+    static const char zero[PROTO_FRAME_HDR];
+    *start = out->len;
+    mp_packer_init(pk, out);
+    /* The packer's write callback appends raw bytes to out. */
+    return pk->callback(pk->data, zero, sizeof zero);
+}
+
+static int frame_finish(struct mp_buf *out, size_t start)
+{
+    if (out->oom)
+        return VC_ENOMEM;
+    if (out->len - start - PROTO_FRAME_HDR > PROTO_FRAME_MAX) {
+        out->len = start;
+        return VC_ETOOBIG;
+    }
+    put_len(out, start);
+    return 0;
+}
+
+int proto_request_encode(const struct proto_request *req, struct mp_buf *out,
+                         char *errmsg, size_t errlen)
+{
+    msgpack_packer pk;
+    size_t start;
+    if (req->op < 1 || req->op > PROTO_OP_MAX) {
+        snprintf(errmsg, errlen, "unknown operation %u", req->op);
+        return VC_EINVAL;
+    }
+    if (req->op == PROTO_OP_SUBMIT) {
+        int rv = proto_cmd_validate(&req->cmd, errmsg, errlen);
+        if (rv != 0)
+            return rv;
+    }
+    frame_begin(&pk, out, &start);
+    msgpack_pack_array(&pk, 6);
+    msgpack_pack_uint8(&pk, PROTO_FRAME_VERSION);
+    msgpack_pack_uint32(&pk, req->seq);
+    msgpack_pack_uint8(&pk, req->op);
+    msgpack_pack_uint8(&pk, req->flags);
+    msgpack_pack_uint32(&pk, req->timeout_ms);
+    switch (req->op) {
+    case PROTO_OP_SUBMIT:
+        proto_cmd_pack(&pk, &req->cmd);
+        break;
+    case PROTO_OP_SITES:
+    case PROTO_OP_CLUSTERS:
+        mp_pack_str(&pk, req->name.p ? req->name : mp_cstr(""));
+        break;
+    default:
+        msgpack_pack_nil(&pk);
+    }
+    int rv = frame_finish(out, start);
+    if (rv != 0)
+        snprintf(errmsg, errlen, "%s", vc_strerror(rv));
+    return rv;
+}
+
+int proto_request_decode(const void *data, size_t len, msgpack_zone *zone,
+                         struct proto_request *req, char *errmsg,
+                         size_t errlen)
+{
+    msgpack_object root;
+    const msgpack_object *f;
+    uint32_t n;
+    uint64_t version, seq, op, flags, timeout;
+    memset(req, 0, offsetof(struct proto_request, cmd));
+    req->name = mp_cstr("");
+    if (mp_decode(data, len, zone, &root) != 0) {
+        snprintf(errmsg, errlen, "request is not valid bounded msgpack");
+        return VC_EMALFORMED;
+    }
+    if (mp_get_array(&root, 6, 6, &f, &n) != 0 ||
+        mp_get_u64(&f[0], &version) != 0 ||
+        mp_get_uint(&f[1], UINT32_MAX, &seq) != 0) {
+        snprintf(errmsg, errlen, "request is not [version, seq, op, flags, "
+                                 "timeout, body]");
+        return VC_EMALFORMED;
+    }
+    req->seq = (uint32_t)seq;
+    if (version != PROTO_FRAME_VERSION) {
+        snprintf(errmsg, errlen, "client protocol version %llu (this agent "
+                 "speaks %d)", (unsigned long long)version,
+                 PROTO_FRAME_VERSION);
+        return VC_EVERSION;
+    }
+    if (mp_get_uint(&f[2], PROTO_OP_MAX, &op) != 0 || op < 1 ||
+        mp_get_uint(&f[3], 255, &flags) != 0 ||
+        mp_get_uint(&f[4], UINT32_MAX, &timeout) != 0) {
+        snprintf(errmsg, errlen, "malformed request header");
+        return VC_EMALFORMED;
+    }
+    req->op = (uint8_t)op;
+    req->flags = (uint8_t)flags;
+    req->timeout_ms = (uint32_t)timeout;
+    switch (req->op) {
+    case PROTO_OP_SUBMIT:
+        return proto_cmd_unpack(&f[5], &req->cmd, errmsg, errlen);
+    case PROTO_OP_SITES:
+    case PROTO_OP_CLUSTERS:
+        if (mp_get_str(&f[5], VC_NAME_MAX, &req->name) != 0) {
+            snprintf(errmsg, errlen, "malformed name filter");
+            return VC_EMALFORMED;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+void proto_response_begin(msgpack_packer *pk, struct mp_buf *out,
+                          size_t *start, uint32_t seq, int code,
+                          const char *msg, const char *leader)
+{
+    frame_begin(pk, out, start);
+    msgpack_pack_array(pk, 6);
+    msgpack_pack_uint8(pk, PROTO_FRAME_VERSION);
+    msgpack_pack_uint32(pk, seq);
+    msgpack_pack_int64(pk, code);
+    mp_pack_cstr(pk, msg ? msg : "");
+    mp_pack_cstr(pk, leader ? leader : "");
+}
+
+int proto_response_finish(struct mp_buf *out, size_t start)
+{
+    return frame_finish(out, start);
+}
+
+int proto_response_decode(const void *data, size_t len, msgpack_zone *zone,
+                          struct proto_response *resp)
+{
+    msgpack_object root;
+    const msgpack_object *f;
+    uint32_t n;
+    uint64_t version, seq;
+    memset(resp, 0, sizeof *resp);
+    if (mp_decode(data, len, zone, &root) != 0 ||
+        mp_get_array(&root, 6, 6, &f, &n) != 0 ||
+        mp_get_u64(&f[0], &version) != 0)
+        return VC_EMALFORMED;
+    if (version != PROTO_FRAME_VERSION)
+        return VC_EVERSION;
+    if (mp_get_uint(&f[1], UINT32_MAX, &seq) != 0 ||
+        mp_get_str(&f[3], 4096, &resp->msg) != 0 ||
+        mp_get_str(&f[4], VC_NAME_MAX, &resp->leader) != 0)
+        return VC_EMALFORMED;
+    if (f[2].type == MSGPACK_OBJECT_NEGATIVE_INTEGER &&
+        f[2].via.i64 >= -100000)
+        resp->code = (int)f[2].via.i64;
+    else if (!(f[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+               f[2].via.u64 == 0))
+        return VC_EMALFORMED;
+    resp->seq = (uint32_t)seq;
+    resp->payload = f[5];
+    return 0;
+}

@@ -1,0 +1,81 @@
+/* Client API frames (docs/protocol.md, "Client API").
+ *
+ * On the wire every frame is a 4-byte big-endian length followed by that
+ * many bytes of msgpack, at most PROTO_FRAME_MAX. A request is
+ *   [version, seq, op, flags, timeout_ms, body]
+ * and its response
+ *   [version, seq, code, msg, leader, payload]
+ * seq is chosen by the client and echoed, so one connection can carry many
+ * requests at once (answers may come out of order).
+ */
+#ifndef VC_PROTO_FRAME_H
+#define VC_PROTO_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cmd.h"
+#include "mp.h"
+
+#define PROTO_FRAME_VERSION 1
+#define PROTO_FRAME_MAX (1u << 20)
+#define PROTO_FRAME_HDR 4
+
+enum proto_op {
+    PROTO_OP_SUBMIT = 1,   /* body: one command; payload: its result */
+    PROTO_OP_STATUS = 2,   /* body: nil; payload: status map */
+    PROTO_OP_SITES = 3,    /* body: name or ""; payload: array of sites */
+    PROTO_OP_CLUSTERS = 4, /* body: name or ""; payload: array of clusters */
+    PROTO_OP_PING = 5,     /* body: nil; payload: site name */
+    PROTO_OP_MAX = 5
+};
+
+enum proto_flag {
+    PROTO_FLAG_STALE = 1,     /* read local state, no leader round trip */
+    PROTO_FLAG_FORWARDED = 2, /* sent by another agent: do not forward */
+};
+
+struct proto_request {
+    uint32_t seq;
+    uint8_t op;
+    uint8_t flags;
+    uint32_t timeout_ms; /* 0: the server's default */
+    struct proto_cmd cmd; /* PROTO_OP_SUBMIT */
+    struct mp_str name;   /* PROTO_OP_SITES / PROTO_OP_CLUSTERS filter */
+};
+
+struct proto_response {
+    uint32_t seq;
+    int code;
+    struct mp_str msg;    /* borrowed from the frame */
+    struct mp_str leader; /* site name of the leader as the server knows it */
+    msgpack_object payload;
+};
+
+/* Parses a frame header: 0 and *len, or VC_ETOOBIG. */
+int proto_frame_len(const uint8_t hdr[PROTO_FRAME_HDR], uint32_t *len);
+
+/* Appends header + request. Returns 0, VC_EINVAL (errmsg says why) or
+ * VC_ENOMEM. */
+int proto_request_encode(const struct proto_request *req, struct mp_buf *out,
+                         char *errmsg, size_t errlen);
+
+/* Decodes a frame body (without header). Strings borrow from data and zone.
+ * On failure *seq holds the sequence number if it could be read (so the
+ * server can answer), else 0. */
+int proto_request_decode(const void *data, size_t len, msgpack_zone *zone,
+                         struct proto_request *req, char *errmsg,
+                         size_t errlen);
+
+/* Starts a response frame: writes header placeholder and the fields up to
+ * payload; the caller packs exactly one payload value with pk, then calls
+ * proto_response_finish(). */
+void proto_response_begin(msgpack_packer *pk, struct mp_buf *out,
+                          size_t *start, uint32_t seq, int code,
+                          const char *msg, const char *leader);
+int proto_response_finish(struct mp_buf *out, size_t start);
+
+int proto_response_decode(const void *data, size_t len, msgpack_zone *zone,
+                          struct proto_response *resp);
+
+#endif
