@@ -107,6 +107,7 @@ struct agent {
     struct consensus cons;
     int exit_code;
     bool stopping;
+    bool fatal; /* the replica cannot go on: shut down at the next tick */
 
     uv_tcp_t api_tcp;
     uv_pipe_t api_pipe;
@@ -139,7 +140,10 @@ struct agent {
     uint64_t id_counter;
 };
 
+/* Monotonic milliseconds, for deadlines and intervals. */
 uint64_t agent_now_ms(struct agent *a);
+/* Wall-clock milliseconds since the epoch, for command timestamps. */
+uint64_t agent_wall_ms(struct agent *a);
 
 /* request.c */
 int request_init(struct agent *a);

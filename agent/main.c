@@ -22,13 +22,23 @@
 
 static void shutdown_begin(struct agent *a, bool transfer);
 
+static uint64_t clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 uint64_t agent_now_ms(struct agent *a)
 {
     (void)a;
-    /* Wall clock: commands carry it as the proposer's timestamp. */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return clock_ms(CLOCK_MONOTONIC); /* deadlines and intervals */
+}
+
+uint64_t agent_wall_ms(struct agent *a)
+{
+    (void)a;
+    return clock_ms(CLOCK_REALTIME); /* the leader's command timestamps */
 }
 
 /* --- hooks from consensus ---------------------------------------------- */
@@ -45,7 +55,8 @@ static void on_fatal(void *data, const char *why)
     log_error("stopping: %s; restart the agent to recover from its data "
               "directory", why);
     a->exit_code = 1;
-    shutdown_begin(a, false);
+    /* Called from inside raft's apply: close raft from the next tick. */
+    a->fatal = true;
 }
 
 /* --- internal commands ------------------------------------------------- */
@@ -81,7 +92,8 @@ static void maybe_sweep(struct agent *a, uint64_t now)
     bool expired = false;
     for (uint32_t i = 0; i < a->fsm.nclusters && !expired; i++) {
         const struct fsm_cluster *c = &a->fsm.clusters[i];
-        expired = c->live && c->state != FSM_RELEASING && c->deadline_ms < now;
+        expired = c->live && c->state != FSM_RELEASING &&
+                  c->deadline_ms < agent_wall_ms(a);
     }
     if (!expired)
         return;
@@ -159,6 +171,8 @@ static void tick_cb(uv_timer_t *t)
 {
     struct agent *a = t->data;
     uint64_t now = agent_now_ms(a);
+    if (a->fatal && !a->stopping)
+        shutdown_begin(a, false);
     if (a->stopping)
         return;
     if (!a->last_leader && !a->no_leader_since_ms)

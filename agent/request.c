@@ -399,7 +399,7 @@ static struct batch *build_batch(struct agent *a, struct mp_buf *out)
     struct batch *b = malloc(sizeof *b + max * sizeof b->reqs[0]);
     struct mp_buf body;
     msgpack_packer pk;
-    uint64_t now = agent_now_ms(a);
+    uint64_t now = agent_wall_ms(a);
     if (!b)
         return NULL;
     b->a = a;
