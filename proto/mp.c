@@ -112,6 +112,28 @@ static uint64_t be(const uint8_t *p, int n)
     return v;
 }
 
+/* Whole size of each value that is one type byte plus a fixed payload:
+ * integers, floats, nil, booleans and fixstr. 0: array, map, str8+, bin
+ * or invalid, left to header(). */
+static const uint8_t scalar_size[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 00 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 10 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 20 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 30 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 40 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 50 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 60 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 70 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 80 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 90 */
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, /* a0 */
+    17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, /* b0 */
+    1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 5, 9, 2, 3, 5, 9, /* c0 */
+    2, 3, 5, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* d0 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* e0 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* f0 */
+};
+
 /* Decodes the header at p: *hdr bytes of header, *payload bytes of inline
  * payload and *children nested values. Returns -1 on ext/reserved types. */
 static int header(const uint8_t *p, size_t left, size_t *hdr,
@@ -175,6 +197,15 @@ int mp_scan(const void *data, size_t len, size_t *used)
         }
         if (off >= len)
             return VC_EMALFORMED;
+        /* Most values of a log entry are scalars: one lookup each. */
+        size_t whole = scalar_size[p[off]];
+        if (whole) {
+            if (whole > len - off)
+                return VC_EMALFORMED;
+            pending[depth]--;
+            off += whole;
+            continue;
+        }
         size_t hdr;
         uint64_t payload, children;
         if (header(p + off, len - off, &hdr, &payload, &children) != 0)
