@@ -10,27 +10,30 @@
  *   p pool   u uplink v svlan   m managed   k image   l lease_ms
  *   g gen    f force  b ok      S sites
  */
+#define TYPE(name, fields) {name, fields, sizeof fields - 1}
+
 static const struct {
     const char *name;
     const char *fields;
+    uint8_t nfields; /* strlen(fields), for the per-command paths */
 } types[PROTO_CMD_TYPE_MAX + 1] = {
-    [PROTO_CMD_SITE_ADD] = {"site-add", "npuvma"},
-    [PROTO_CMD_SITE_UPDATE] = {"site-update", "npuvma"},
-    [PROTO_CMD_SITE_REMOVE] = {"site-remove", "nf"},
-    [PROTO_CMD_POOL_SET] = {"pool-set", "np"},
-    [PROTO_CMD_HOST_ADD] = {"host-add", "nsi"},
-    [PROTO_CMD_HOST_REMOVE] = {"host-remove", "n"},
-    [PROTO_CMD_SERVICE_ADD] = {"service-add", "n"},
-    [PROTO_CMD_SERVICE_REMOVE] = {"service-remove", "n"},
-    [PROTO_CMD_CLUSTER_CREATE] = {"cluster-create", "noklS"},
-    [PROTO_CMD_CLUSTER_EXTEND] = {"cluster-extend", "ns"},
-    [PROTO_CMD_CLUSTER_SHRINK] = {"cluster-shrink", "ns"},
-    [PROTO_CMD_CLUSTER_RENEW] = {"cluster-renew", "nl"},
-    [PROTO_CMD_CLUSTER_RELEASE] = {"cluster-release", "nf"},
-    [PROTO_CMD_LEASE_SWEEP] = {"lease-sweep", ""},
-    [PROTO_CMD_ATTACH] = {"attach", "nhi"},
-    [PROTO_CMD_DETACH] = {"detach", "nhi"},
-    [PROTO_CMD_APPLY_REPORT] = {"apply-report", "nsgbt"},
+    [PROTO_CMD_SITE_ADD] = TYPE("site-add", "npuvma"),
+    [PROTO_CMD_SITE_UPDATE] = TYPE("site-update", "npuvma"),
+    [PROTO_CMD_SITE_REMOVE] = TYPE("site-remove", "nf"),
+    [PROTO_CMD_POOL_SET] = TYPE("pool-set", "np"),
+    [PROTO_CMD_HOST_ADD] = TYPE("host-add", "nsi"),
+    [PROTO_CMD_HOST_REMOVE] = TYPE("host-remove", "n"),
+    [PROTO_CMD_SERVICE_ADD] = TYPE("service-add", "n"),
+    [PROTO_CMD_SERVICE_REMOVE] = TYPE("service-remove", "n"),
+    [PROTO_CMD_CLUSTER_CREATE] = TYPE("cluster-create", "noklS"),
+    [PROTO_CMD_CLUSTER_EXTEND] = TYPE("cluster-extend", "ns"),
+    [PROTO_CMD_CLUSTER_SHRINK] = TYPE("cluster-shrink", "ns"),
+    [PROTO_CMD_CLUSTER_RENEW] = TYPE("cluster-renew", "nl"),
+    [PROTO_CMD_CLUSTER_RELEASE] = TYPE("cluster-release", "nf"),
+    [PROTO_CMD_LEASE_SWEEP] = TYPE("lease-sweep", ""),
+    [PROTO_CMD_ATTACH] = TYPE("attach", "nhi"),
+    [PROTO_CMD_DETACH] = TYPE("detach", "nhi"),
+    [PROTO_CMD_APPLY_REPORT] = TYPE("apply-report", "nsgbt"),
 };
 
 /* Longest lease: ten years, so deadlines never overflow. */
@@ -126,12 +129,30 @@ bool proto_ifname_ok(struct mp_str s)
     return true;
 }
 
-/* Printable text without control characters; UTF-8 bytes pass. */
+#define BYTES(x) (0x0101010101010101ull * (x))
+
+/* True if some byte of w is below lo (lo <= 0x80), or is 0x7f. */
+static bool word_bad(uint64_t w, uint64_t lo)
+{
+    uint64_t below = (w - BYTES(lo)) & ~w & BYTES(0x80);
+    uint64_t del = w ^ BYTES(0x7f);
+    return below | ((del - BYTES(1)) & ~del & BYTES(0x80));
+}
+
+/* Printable text without control characters; UTF-8 bytes pass. Request
+ * ids are checked twice per command: eight bytes at a time. */
 static bool text_ok(struct mp_str s, uint32_t max, bool spaces)
 {
+    uint32_t i = 0;
     if (s.n > max)
         return false;
-    for (uint32_t i = 0; i < s.n; i++) {
+    for (; i + 8 <= s.n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s.p + i, sizeof w);
+        if (word_bad(w, spaces ? ' ' : ' ' + 1))
+            return false;
+    }
+    for (; i < s.n; i++) {
         unsigned char c = (unsigned char)s.p[i];
         if (c < ' ' || c == 0x7f || (!spaces && c == ' '))
             return false;
@@ -317,7 +338,7 @@ static void put_cmd(struct mp_buf *b, const struct proto_cmd *c)
     mp_put_str(b, c->req_id);
     mp_put_uint(b, c->time_ms);
     mp_put_str(b, c->origin);
-    mp_put_array(b, (uint32_t)strlen(fields ? fields : ""));
+    mp_put_array(b, fields ? types[c->type].nfields : 0);
     for (const char *f = fields; f && *f; f++)
         put_field(b, c, *f);
 }
@@ -460,8 +481,8 @@ int proto_cmd_unpack(const msgpack_object *o, struct proto_cmd *c,
     if (mp_get_str(&f[1], VC_REQID_MAX, &c->req_id) != 0 ||
         mp_get_u64(&f[2], &c->time_ms) != 0 ||
         mp_get_str(&f[3], VC_NAME_MAX, &c->origin) != 0 ||
-        mp_get_array(&f[4], (uint32_t)strlen(fields),
-                     (uint32_t)strlen(fields), &body, &nbody) != 0) {
+        mp_get_array(&f[4], types[type].nfields, types[type].nfields, &body,
+                     &nbody) != 0) {
         snprintf(errmsg, errlen, "malformed %s command", proto_cmd_name(c->type));
         return VC_EMALFORMED;
     }
@@ -484,16 +505,38 @@ void proto_entry_pad(struct mp_buf *out)
         pk.callback(pk.data, zeros, 8 - out->len % 8);
 }
 
-size_t proto_entry_unpad(const void *data, size_t len)
+/* True if data[used..len) is what proto_entry_pad() appends. */
+static bool is_padding(const void *data, size_t used, size_t len)
 {
     const uint8_t *p = data;
-    size_t used;
-    if (mp_scan(data, len, &used) != 0 || len - used >= 8)
-        return len;
+    if (len - used >= 8)
+        return false;
     for (size_t i = used; i < len; i++)
         if (p[i] != 0)
-            return len;
+            return false;
+    return true;
+}
+
+size_t proto_entry_unpad(const void *data, size_t len)
+{
+    size_t used;
+    if (mp_scan(data, len, &used) != 0 || !is_padding(data, used, len))
+        return len;
     return used;
+}
+
+/* mp_decode() of a possibly padded entry, scanning it once (unpadding
+ * first and then decoding would scan it twice). */
+static int decode_entry(const void *data, size_t len, msgpack_zone *zone,
+                        msgpack_object *root)
+{
+    size_t used;
+    int rv = mp_scan(data, len, &used);
+    if (rv != 0)
+        return rv;
+    if (!is_padding(data, used, len))
+        return VC_EMALFORMED;
+    return mp_unpack_checked(data, used, zone, root);
 }
 
 int proto_batch_decode(const void *data, size_t len, msgpack_zone *zone,
@@ -511,8 +554,7 @@ int proto_batch_decode(const void *data, size_t len, msgpack_zone *zone,
                  PROTO_ENTRY_MAX);
         return VC_ETOOBIG;
     }
-    len = proto_entry_unpad(data, len);
-    rv = mp_decode(data, len, zone, &root);
+    rv = decode_entry(data, len, zone, &root);
     if (rv != 0) {
         snprintf(errmsg, errlen, "entry is not valid bounded msgpack");
         return rv;

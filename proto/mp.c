@@ -238,10 +238,16 @@ int mp_check(const void *data, size_t len)
 int mp_decode(const void *data, size_t len, msgpack_zone *zone,
               msgpack_object *out)
 {
-    size_t off = 0;
     int rv = mp_check(data, len);
     if (rv != 0)
         return rv;
+    return mp_unpack_checked(data, len, zone, out);
+}
+
+int mp_unpack_checked(const void *data, size_t len, msgpack_zone *zone,
+                      msgpack_object *out)
+{
+    size_t off = 0;
     switch (msgpack_unpack(data, len, &off, zone, out)) {
     case MSGPACK_UNPACK_SUCCESS:
         return off == len ? 0 : VC_EMALFORMED;
@@ -250,47 +256,4 @@ int mp_decode(const void *data, size_t len, msgpack_zone *zone,
     default:
         return VC_EMALFORMED;
     }
-}
-
-int mp_get_u64(const msgpack_object *o, uint64_t *v)
-{
-    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return VC_EMALFORMED;
-    *v = o->via.u64;
-    return 0;
-}
-
-int mp_get_uint(const msgpack_object *o, uint64_t max, uint64_t *v)
-{
-    if (mp_get_u64(o, v) != 0 || *v > max)
-        return VC_EMALFORMED;
-    return 0;
-}
-
-int mp_get_bool(const msgpack_object *o, bool *v)
-{
-    if (o->type != MSGPACK_OBJECT_BOOLEAN)
-        return VC_EMALFORMED;
-    *v = o->via.boolean;
-    return 0;
-}
-
-int mp_get_str(const msgpack_object *o, uint32_t max, struct mp_str *s)
-{
-    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max)
-        return VC_EMALFORMED;
-    s->p = o->via.str.ptr;
-    s->n = o->via.str.size;
-    return 0;
-}
-
-int mp_get_array(const msgpack_object *o, uint32_t min, uint32_t max,
-                 const msgpack_object **items, uint32_t *n)
-{
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < min ||
-        o->via.array.size > max)
-        return VC_EMALFORMED;
-    *items = o->via.array.ptr;
-    *n = o->via.array.size;
-    return 0;
 }

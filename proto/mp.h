@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "err.h"
+
 #define MP_MAX_DEPTH 8
 
 /* A string borrowed from a decoded buffer (not NUL-terminated) or from a
@@ -157,13 +159,59 @@ int mp_check(const void *data, size_t len);
 int mp_decode(const void *data, size_t len, msgpack_zone *zone,
               msgpack_object *out);
 
-/* Schema helpers: each returns 0 or VC_EMALFORMED. */
-int mp_get_u64(const msgpack_object *o, uint64_t *v);
-int mp_get_uint(const msgpack_object *o, uint64_t max, uint64_t *v);
-int mp_get_bool(const msgpack_object *o, bool *v);
-int mp_get_str(const msgpack_object *o, uint32_t max, struct mp_str *s);
+/* The unpack half of mp_decode(), for data[0..len) that mp_check() (or
+ * mp_scan() with *used == len) already accepted: callers that scanned
+ * once need not scan again. Same returns as mp_decode(). */
+int mp_unpack_checked(const void *data, size_t len, msgpack_zone *zone,
+                      msgpack_object *out);
+
+/* Schema helpers: each returns 0 or VC_EMALFORMED. Inline: a decoded
+ * command calls a dozen of them. */
+static inline int mp_get_u64(const msgpack_object *o, uint64_t *v)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return VC_EMALFORMED;
+    *v = o->via.u64;
+    return 0;
+}
+
+static inline int mp_get_uint(const msgpack_object *o, uint64_t max,
+                              uint64_t *v)
+{
+    if (mp_get_u64(o, v) != 0 || *v > max)
+        return VC_EMALFORMED;
+    return 0;
+}
+
+static inline int mp_get_bool(const msgpack_object *o, bool *v)
+{
+    if (o->type != MSGPACK_OBJECT_BOOLEAN)
+        return VC_EMALFORMED;
+    *v = o->via.boolean;
+    return 0;
+}
+
+static inline int mp_get_str(const msgpack_object *o, uint32_t max,
+                             struct mp_str *s)
+{
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max)
+        return VC_EMALFORMED;
+    s->p = o->via.str.ptr;
+    s->n = o->via.str.size;
+    return 0;
+}
+
 /* Array with min..max elements; *items borrowed from o. */
-int mp_get_array(const msgpack_object *o, uint32_t min, uint32_t max,
-                 const msgpack_object **items, uint32_t *n);
+static inline int mp_get_array(const msgpack_object *o, uint32_t min,
+                               uint32_t max, const msgpack_object **items,
+                               uint32_t *n)
+{
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < min ||
+        o->via.array.size > max)
+        return VC_EMALFORMED;
+    *items = o->via.array.ptr;
+    *n = o->via.array.size;
+    return 0;
+}
 
 #endif
