@@ -9,25 +9,28 @@
 
 /* --- keys for the indexes ---------------------------------------------- */
 
-static const char *site_key(const void *o, uint32_t i, size_t *n)
+/* Names are NUL-terminated in arrays of VC_NAME_MAX + 1 bytes: equal to
+ * key[0..len) iff the first len bytes match and the name ends there. */
+static bool name_eq(const char *name, const char *key, size_t len)
 {
-    const struct fsm *f = o;
-    *n = strlen(f->sites[i].name);
-    return f->sites[i].name;
+    return len <= VC_NAME_MAX && memcmp(name, key, len) == 0 &&
+           name[len] == '\0';
 }
 
-static const char *host_key(const void *o, uint32_t i, size_t *n)
+static bool site_eq(const void *o, uint32_t i, const char *key, size_t len)
 {
-    const struct fsm *f = o;
-    *n = strlen(f->hosts[i].name);
-    return f->hosts[i].name;
+    return name_eq(((const struct fsm *)o)->sites[i].name, key, len);
 }
 
-static const char *cluster_key(const void *o, uint32_t i, size_t *n)
+static bool host_eq(const void *o, uint32_t i, const char *key, size_t len)
 {
-    const struct fsm *f = o;
-    *n = strlen(f->clusters[i].name);
-    return f->clusters[i].name;
+    return name_eq(((const struct fsm *)o)->hosts[i].name, key, len);
+}
+
+static bool cluster_eq(const void *o, uint32_t i, const char *key,
+                       size_t len)
+{
+    return name_eq(((const struct fsm *)o)->clusters[i].name, key, len);
 }
 
 static const char *dd_key(const void *o, uint32_t i, size_t *n)
@@ -50,9 +53,9 @@ int fsm_init(struct fsm *f)
         f->dd = NULL;
         return VC_ENOMEM;
     }
-    map_init(&f->site_map, site_key, f);
-    map_init(&f->host_map, host_key, f);
-    map_init(&f->cluster_map, cluster_key, f);
+    map_init_eq(&f->site_map, site_eq, f);
+    map_init_eq(&f->host_map, host_eq, f);
+    map_init_eq(&f->cluster_map, cluster_eq, f);
     map_init(&f->dd_map, dd_key, f);
     return 0;
 }
@@ -282,7 +285,9 @@ static void cluster_update_state(struct fsm_cluster *c)
 
 static void cluster_delete(struct fsm *f, struct fsm_cluster *c)
 {
-    map_del(&f->cluster_map, c->name, strlen(c->name));
+    /* By index: no key compare. */
+    map_del_idx(&f->cluster_map, map_hash(c->name, strlen(c->name)),
+                (uint32_t)(c - f->clusters));
     cluster_free(c);
     f->live_clusters--;
     /* free_idx has room for every slot: it grows with the table. */
@@ -769,7 +774,8 @@ static int cmd_cluster_create(struct fsm *f, const struct proto_cmd *c,
     uint32_t ci;
     unsigned vlan;
     int rv;
-    if (cluster_idx(f, c->name) >= 0)
+    uint32_t hash = map_hash(c->name.p, c->name.n); /* lookup and put */
+    if (map_find_hashed(&f->cluster_map, hash, c->name.p, c->name.n) >= 0)
         return fail(r, VC_EEXISTS, "cluster %.*s already exists", S(c->name));
     if (f->live_clusters >= FSM_CLUSTERS_MAX)
         return fail(r, VC_ELIMIT, "cluster limit of %d reached",
@@ -783,9 +789,11 @@ static int cmd_cluster_create(struct fsm *f, const struct proto_cmd *c,
     if ((rv = fsm_cluster_new(f, &ci)) != 0)
         return rv == VC_ELIMIT ? fail(r, rv, "cluster table full") : rv;
     struct fsm_cluster *cl = &f->clusters[ci];
-    cl->slots = calloc(c->nsites, sizeof *cl->slots);
+    /* malloc + memset: glibc's calloc skips the thread cache. */
+    if ((cl->slots = malloc(c->nsites * sizeof *cl->slots)))
+        memset(cl->slots, 0, c->nsites * sizeof *cl->slots);
     mp_str_copy(c->name, cl->name, sizeof cl->name);
-    if (!cl->slots || map_put(&f->cluster_map, c->name.p, c->name.n, ci)) {
+    if (!cl->slots || map_put_hashed(&f->cluster_map, hash, ci)) {
         free(cl->slots);
         memset(cl, 0, sizeof *cl);
         return VC_ENOMEM;
@@ -1163,11 +1171,13 @@ static uint64_t dd_filter_bits(uint32_t hash)
            UINT64_C(1) << (hash >> 12 & 63);
 }
 
+/* The generations' words for one hash sit side by side: one cache line
+ * answers a lookup. */
 static uint64_t *dd_filter_word(const struct fsm *f, unsigned gen,
                                 uint32_t hash)
 {
-    return &f->dd_filter[gen * FSM_DD_FILTER_WORDS +
-                         (hash >> 19) % FSM_DD_FILTER_WORDS];
+    return &f->dd_filter[(hash >> 19) % FSM_DD_FILTER_WORDS * FSM_DD_GENS +
+                         gen];
 }
 
 /* False: no id with this hash was put in the window. */
@@ -1188,8 +1198,8 @@ static void dd_filter_add(struct fsm *f, uint32_t hash)
     /* The full generations now cover the window: the oldest can go. */
     f->dd_gen = (f->dd_gen + 1) % FSM_DD_GENS;
     f->dd_gen_ids = 0;
-    memset(dd_filter_word(f, f->dd_gen, 0), 0,
-           FSM_DD_FILTER_WORDS * sizeof *f->dd_filter);
+    for (uint32_t w = 0; w < FSM_DD_FILTER_WORDS; w++)
+        f->dd_filter[w * FSM_DD_GENS + f->dd_gen] = 0;
 }
 
 static void dedupe_forget_oldest(struct fsm *f)
@@ -1299,6 +1309,10 @@ int fsm_apply(struct fsm *f, const struct proto_cmd *cmd,
         map_prefetch(&f->dd_map, hash);
         if (f->dd_len == FSM_DEDUPE_MAX)
             map_prefetch(&f->dd_map, f->dd[f->dd_head].hash);
+        /* The ring is read at the head, written 100k entries ahead: the
+         * hardware does not stream it, so fetch a few entries early. */
+        __builtin_prefetch(dd_at(f, 16), 0);
+        __builtin_prefetch(dd_at(f, f->dd_len + 16), 1);
         if (dedupe_lookup(f, cmd->req_id, hash, r))
             return 0;
     }

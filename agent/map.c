@@ -12,6 +12,13 @@ void map_init(struct map *m, map_key_fn key, const void *owner)
     m->owner = owner;
 }
 
+void map_init_eq(struct map *m, map_eq_fn eq, const void *owner)
+{
+    memset(m, 0, sizeof *m);
+    m->eq = eq;
+    m->owner = owner;
+}
+
 void map_close(struct map *m)
 {
     free(m->slots);
@@ -63,6 +70,8 @@ static int key_eq(const struct map *m, uint32_t idx, const char *key,
                   size_t len)
 {
     size_t n;
+    if (m->eq)
+        return m->eq(m->owner, idx, key, len);
     const char *k = m->key(m->owner, idx, &n);
     return n == len && memcmp(k, key, len) == 0;
 }

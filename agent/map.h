@@ -7,6 +7,7 @@
 #ifndef VC_AGENT_MAP_H
 #define VC_AGENT_MAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,15 +19,22 @@ struct map_slot {
 typedef const char *(*map_key_fn)(const void *owner, uint32_t idx,
                                   size_t *len);
 
+/* Instead of a key_fn: whether the key of idx is key[0..len). Lets owners
+ * whose keys are NUL-terminated compare without a strlen per probe. */
+typedef bool (*map_eq_fn)(const void *owner, uint32_t idx, const char *key,
+                          size_t len);
+
 struct map {
     struct map_slot *slots;
     uint32_t cap; /* power of two */
     uint32_t len;
     map_key_fn key;
     const void *owner;
+    map_eq_fn eq; /* if set, used instead of key */
 };
 
 void map_init(struct map *m, map_key_fn key, const void *owner);
+void map_init_eq(struct map *m, map_eq_fn eq, const void *owner);
 void map_close(struct map *m);
 
 /* Index stored under key, or -1. */

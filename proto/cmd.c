@@ -52,15 +52,17 @@ const char *proto_cmd_fields(int type)
 
 void proto_cmd_init(struct proto_cmd *cmd, int type)
 {
-    static const struct mp_str empty = {"", 0};
     /* Every decoded command passes here. gcc expands a memset of this
      * known size (~700 bytes) into rep stos, which measured twice as slow
      * as libc's vector memset: volatile hides the size. */
     volatile size_t size = offsetof(struct proto_cmd, sites);
     memset(cmd, 0, size);
     cmd->type = (uint8_t)type;
-    cmd->req_id = cmd->origin = cmd->name = cmd->site = empty;
-    cmd->owner = cmd->host = cmd->iface = cmd->addr = cmd->text = empty;
+    /* The lengths are 0 already. Storing only the pointers also spares the
+     * copies of a 16-byte struct that stalled on store forwarding. */
+    cmd->req_id.p = cmd->origin.p = cmd->name.p = cmd->site.p = "";
+    cmd->owner.p = cmd->host.p = cmd->iface.p = cmd->addr.p = "";
+    cmd->text.p = "";
 }
 
 static const char *uplinks[] = {"xponder", "vpls", "qinq"};

@@ -66,6 +66,7 @@ static struct report *owed;
 static size_t nowed, owed_cap;
 
 static char site_names[VC_SITES_MAX][16];
+static struct mp_str site_strs[VC_SITES_MAX];
 
 static uint64_t next_rand(void)
 {
@@ -96,21 +97,24 @@ static void *xcalloc(size_t n, size_t size)
     return p;
 }
 
-/* prefix + decimal i + suffix into out (at least 32 bytes): the names are
- * the harness's work, not the path's, so keep them off snprintf. */
-static void make_id(char *out, const char *prefix, unsigned long i,
-                    const char *suffix)
+/* prefix + decimal i + suffix into out (at least 32 bytes), as an mp_str.
+ * Names are the harness's work, not the path's: keep them cheap. */
+static struct mp_str make_id(char *out, const char *prefix, size_t lp,
+                             unsigned long i, const char *suffix, size_t ls)
 {
-    char digits[24];
-    size_t n = 0, lp = strlen(prefix), ls = strlen(suffix);
+    char digits[24], *d = digits + sizeof digits;
     do
-        digits[n++] = (char)('0' + i % 10);
+        *--d = (char)('0' + i % 10);
     while (i /= 10);
+    size_t n = (size_t)(digits + sizeof digits - d);
     memcpy(out, prefix, lp);
-    for (size_t k = 0; k < n; k++)
-        out[lp + k] = digits[n - 1 - k];
+    memcpy(out + lp, d, n);
     memcpy(out + lp + n, suffix, ls + 1);
+    return (struct mp_str){out, (uint32_t)(lp + n + ls)};
 }
+
+#define ID(out, prefix, i, suffix) \
+    make_id(out, prefix, sizeof prefix - 1, i, suffix, sizeof suffix - 1)
 
 static void owe_report(const struct job *j, uint64_t gen)
 {
@@ -172,7 +176,8 @@ static void add_sites(int n)
         struct proto_cmd *c = enqueue(PROTO_CMD_SITE_ADD, &j);
         snprintf(site_names[i], sizeof site_names[i], "site%02d", i);
         memcpy(j->name, site_names[i], sizeof site_names[i]);
-        c->name = mp_cstr(site_names[i]);
+        site_strs[i] = mp_cstr(site_names[i]);
+        c->name = site_strs[i];
         vlanset_add_range(&c->pool, 1, 4094);
         c->managed = managed;
     }
@@ -183,20 +188,19 @@ static void create(unsigned long i, int nsites, int span, uint64_t t)
 {
     struct job *j;
     struct proto_cmd *c = enqueue(PROTO_CMD_CLUSTER_CREATE, &j);
-    make_id(j->name, "c", i, "");
-    make_id(j->req, "bench:", i, "");
-    c->name = mp_cstr(j->name);
-    c->req_id = mp_cstr(j->req);
-    c->owner = mp_cstr("bench");
+    static const struct mp_str owner = {"bench", 5};
+    c->name = ID(j->name, "c", i, "");
+    c->req_id = ID(j->req, "bench:", i, "");
+    c->owner = owner;
     c->lease_ms = 3600 * 1000;
     c->time_ms = t;
     while (c->nsites < (uint32_t)span) {
-        const char *s = site_names[next_rand() % (uint64_t)nsites];
+        struct mp_str s = site_strs[next_rand() % (uint64_t)nsites];
         bool dup = false;
         for (uint32_t k = 0; k < c->nsites; k++)
-            dup |= c->sites[k].p == s;
+            dup |= c->sites[k].p == s.p;
         if (!dup)
-            c->sites[c->nsites++] = mp_cstr(s);
+            c->sites[c->nsites++] = s;
     }
 }
 
@@ -216,10 +220,8 @@ static void release(unsigned long i, uint64_t t)
 {
     struct job *j;
     struct proto_cmd *c = enqueue(PROTO_CMD_CLUSTER_RELEASE, &j);
-    make_id(j->name, "c", i, "");
-    make_id(j->req, "bench:", i, ":rel");
-    c->name = mp_cstr(j->name);
-    c->req_id = mp_cstr(j->req);
+    c->name = ID(j->name, "c", i, "");
+    c->req_id = ID(j->req, "bench:", i, ":rel");
     c->time_ms = t;
     if (managed)
         note_sites(j);
