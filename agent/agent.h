@@ -48,6 +48,7 @@ enum req_state {
     RS_FORWARDED, /* sent to the leader */
     RS_WAITING,   /* no usable leader yet: retried by the tick */
     RS_READWAIT,  /* leader read waiting for a barrier */
+    RS_JOINING,   /* leader: join in progress (members.c) */
 };
 
 typedef void (*request_done_fn)(struct request *r, int code,
@@ -73,6 +74,8 @@ struct request {
     int peer;            /* site index forwarded to, -1 */
     uint32_t fwd_seq;
     struct request *qnext;               /* RS_QUEUED: FIFO */
+    struct mp_str raft_addr;             /* PROTO_OP_JOIN: raft address */
+    void *join;                          /* members.c state while joining */
     struct request *next, *prev;         /* all requests */
     struct request *cnext, *cprev;       /* requests of conn */
 };
@@ -122,6 +125,7 @@ struct agent {
     uint64_t last_leader;
     uint64_t no_leader_since_ms; /* 0 while a leader is known */
     bool registering, sweeping;
+    bool registered_once, removed_warned;
 
     struct request *reqs; /* every live request */
     unsigned nreqs;
@@ -138,6 +142,19 @@ struct agent {
 
     struct peer peers[VC_SITES_MAX];
     uint64_t id_counter;
+
+    struct join *joins;      /* leader: joins in progress */
+    uint64_t removals[64];   /* raft ids of removed sites still members */
+    unsigned nremovals;
+    uint64_t last_roles_ms;
+    uint64_t leader_since_ms;
+    uv_tcp_t join_tcp;       /* joining agent: link to the join address */
+    uv_connect_t join_creq;
+    bool join_busy;
+    bool joined;
+    uint64_t join_last_ms;
+    char *join_buf;
+    size_t join_len;
 };
 
 /* Monotonic milliseconds, for deadlines and intervals. */
@@ -174,7 +191,20 @@ void peer_tick(struct agent *a);
 /* Sends r to the leader's agent. 0, or negative if no link can be used. */
 int peer_forward(struct agent *a, struct request *r);
 bool peer_reachable(struct agent *a, const char *site);
+/* Monotonic time of the site's last answer, 0 if never. */
+uint64_t peer_last_ok(struct agent *a, const char *site);
 void peer_close_all(struct agent *a);
+
+/* members.c */
+void members_join(struct agent *a, struct request *r);
+void members_request_gone(struct request *r);
+void members_on_apply(struct agent *a, const struct proto_cmd *cmd,
+                      const struct proto_result *res);
+void members_tick(struct agent *a, uint64_t now);
+
+/* join.c: the joining side */
+void join_tick(struct agent *a, uint64_t now);
+void join_close(struct agent *a);
 
 /* api.c */
 int api_start(struct agent *a, char *err, size_t len);

@@ -174,6 +174,23 @@ static int k_bootstrap(struct config *c, const char *v, char *e, size_t l)
     return 0;
 }
 
+static int k_join(struct config *c, const char *v, char *e, size_t l)
+{
+    return set_addr(c->join, v, e, l);
+}
+
+static int k_voters(struct config *c, const char *v, char *e, size_t l)
+{
+    if (set_uint(&c->voters, v, 1, 15, e, l) != 0)
+        return VC_EINVAL;
+    if (c->voters % 2 == 0) {
+        snprintf(e, l, "%u is even: an odd number of voters tolerates the "
+                 "same failures with one site less", c->voters);
+        return VC_EINVAL;
+    }
+    return 0;
+}
+
 static int k_vlans(struct config *c, const char *v, char *e, size_t l)
 {
     int rv = vlanset_parse(&c->vlans, v, e, l);
@@ -233,6 +250,7 @@ UINT_KEY(k_snap_trailing, snapshot_trailing, 16, 10000000)
 UINT_KEY(k_sweep, sweep_interval_ms, 100, 3600000)
 UINT_KEY(k_req_timeout, request_timeout_ms, 100, 600000)
 UINT_KEY(k_max_batch, max_batch, 1, VC_BATCH_MAX)
+UINT_KEY(k_demote_after, demote_after_ms, 100, 86400000)
 
 static int k_log_level(struct config *c, const char *v, char *e, size_t l)
 {
@@ -252,6 +270,11 @@ static const struct key keys[] = {
     {"unix", "local client socket (default DATA-DIR/agent.sock)", k_unix},
     {"bootstrap", "initial members NAME=IP:PORT,... (empty data dir only)",
      k_bootstrap},
+    {"join", "client API of any member to join through (empty data dir)",
+     k_join},
+    {"voters", "target number of voters, odd (default 3)", k_voters},
+    {"demote-after", "ms before an unreachable voter is replaced (default "
+                     "30000)", k_demote_after},
     {"vlans", "this site's VLAN pool, e.g. 100-999,2000-2999 (required)",
      k_vlans},
     {"uplink", "xponder | vpls | qinq:SVLAN (default xponder)", k_uplink},
@@ -290,6 +313,8 @@ static void defaults(struct config *c)
     c->sweep_interval_ms = 1000;
     c->request_timeout_ms = 10000;
     c->max_batch = 1024;
+    c->voters = 3;
+    c->demote_after_ms = 30000;
     c->log_level = LOG_INFO;
 }
 
@@ -482,6 +507,8 @@ void config_print(const struct config *c, void *file)
     fprintf(f, "site = %s\ndata-dir = %s\npeer = %s\napi = %s\n"
                "advertise = %s\nunix = %s\n",
             c->site, c->data_dir, c->peer, c->api, c->advertise, c->unix_path);
+    fprintf(f, "join = %s\nvoters = %u\ndemote-after = %u\n", c->join,
+            c->voters, c->demote_after_ms);
     fprintf(f, "bootstrap = ");
     for (unsigned i = 0; i < c->nbootstrap; i++)
         fprintf(f, "%s%s=%s", i ? "," : "", c->bootstrap[i].site,

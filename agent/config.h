@@ -28,6 +28,9 @@ struct config {
     char api[VC_ADDR_MAX + 1];       /* client API listen address */
     char advertise[VC_ADDR_MAX + 1]; /* API address others use, default api */
     char unix_path[256];             /* local client socket */
+    char join[VC_ADDR_MAX + 1]; /* client API of a member, to join via */
+    unsigned voters;            /* target number of voters (odd) */
+    unsigned demote_after_ms;   /* unreachable voter -> standby after */
     struct config_member bootstrap[CONFIG_MEMBERS_MAX];
     unsigned nbootstrap;
     struct vlanset vlans;

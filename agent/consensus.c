@@ -36,6 +36,7 @@ struct op {
     union {
         struct raft_apply apply;
         struct raft_barrier barrier;
+        struct raft_change change;
     } req;
     struct consensus *c;
     consensus_done_cb cb;
@@ -178,6 +179,11 @@ static int bootstrap(struct consensus *c, char *err, size_t len)
             raft_configuration_close(&conf);
             return VC_EINVAL;
         }
+    }
+    if (!self && cfg->join[0]) {
+        /* A joining site may carry the founders' list: it joins instead. */
+        raft_configuration_close(&conf);
+        return 0;
     }
     if (!self) {
         raft_configuration_close(&conf);
@@ -355,6 +361,103 @@ int consensus_barrier(struct consensus *c, consensus_done_cb cb,
     return 0;
 }
 
+/* --- membership ---------------------------------------------------------- */
+
+static void change_done_cb(struct raft_change *req, int status)
+{
+    struct op *op = req->data;
+    op->c->changing = false;
+    op->cb(op->data, map_raft_err(status));
+    free(op);
+}
+
+static struct op *change_op(struct consensus *c, consensus_done_cb cb,
+                            void *data, int *rv)
+{
+    struct op *op;
+    *rv = 0;
+    if (c->closing)
+        *rv = VC_ESHUTDOWN;
+    else if (!consensus_is_leader(c))
+        *rv = VC_ENOTLEADER;
+    else if (c->changing)
+        *rv = VC_ECONFLICT;
+    else if (!(op = malloc(sizeof *op)))
+        *rv = VC_ENOMEM;
+    if (*rv)
+        return NULL;
+    op->c = c;
+    op->cb = cb;
+    op->data = data;
+    op->req.change.data = op;
+    return op;
+}
+
+static int change_started(struct consensus *c, struct op *op, int rv)
+{
+    if (rv != 0) {
+        free(op);
+        return rv == RAFT_CANTCHANGE ? VC_ECONFLICT : map_raft_err(rv);
+    }
+    c->changing = true;
+    return 0;
+}
+
+int consensus_add(struct consensus *c, uint64_t id, const char *addr,
+                  consensus_done_cb cb, void *data)
+{
+    int rv;
+    struct op *op = change_op(c, cb, data, &rv);
+    if (!op)
+        return rv;
+    return change_started(c, op, raft_add(&c->raft, &op->req.change, id, addr,
+                                          change_done_cb));
+}
+
+int consensus_assign(struct consensus *c, uint64_t id, int role,
+                     consensus_done_cb cb, void *data)
+{
+    int rv;
+    struct op *op = change_op(c, cb, data, &rv);
+    if (!op)
+        return rv;
+    return change_started(c, op, raft_assign(&c->raft, &op->req.change, id,
+                                             role, change_done_cb));
+}
+
+int consensus_remove(struct consensus *c, uint64_t id, consensus_done_cb cb,
+                     void *data)
+{
+    int rv;
+    struct op *op = change_op(c, cb, data, &rv);
+    if (!op)
+        return rv;
+    return change_started(c, op, raft_remove(&c->raft, &op->req.change, id,
+                                             change_done_cb));
+}
+
+bool consensus_changing(struct consensus *c)
+{
+    return c->changing;
+}
+
+int consensus_member_role(struct consensus *c, uint64_t id, const char **addr)
+{
+    const struct raft_configuration *conf = &c->raft.configuration;
+    for (unsigned i = 0; i < conf->n; i++)
+        if (conf->servers[i].id == id) {
+            if (addr)
+                *addr = conf->servers[i].address;
+            return conf->servers[i].role;
+        }
+    return -1;
+}
+
+uint64_t consensus_last_index(struct consensus *c)
+{
+    return c->raft.last_stored;
+}
+
 /* --- queries ----------------------------------------------------------- */
 
 bool consensus_is_leader(struct consensus *c)
@@ -399,6 +502,7 @@ void consensus_status(struct consensus *c, struct consensus_status *st)
     st->commit = raft_commit_index(&c->raft);
     st->applied = raft_last_applied(&c->raft);
     st->leader_id = consensus_leader(c, &addr);
+    st->last_index = c->raft.last_stored;
     snprintf(st->leader_addr, sizeof st->leader_addr, "%s", addr);
     const struct raft_configuration *conf = &c->raft.configuration;
     for (unsigned i = 0; i < conf->n && st->nmembers < sizeof st->members /
@@ -416,6 +520,7 @@ void consensus_status(struct consensus *c, struct consensus_status *st)
             else if (raft_match_index(&c->raft, m->id, &idx) != 0)
                 idx = 0;
             m->match = idx;
+            m->lag = c->raft.last_stored > idx ? c->raft.last_stored - idx : 0;
         }
     }
 }

@@ -43,11 +43,12 @@ struct consensus_member {
     int role; /* RAFT_VOTER, RAFT_STANDBY, RAFT_SPARE */
     bool leader;
     uint64_t match; /* leader only, else 0 */
+    uint64_t lag;   /* leader only: entries behind the leader's log */
 };
 
 struct consensus_status {
     int state; /* RAFT_FOLLOWER, RAFT_CANDIDATE, RAFT_LEADER, ... */
-    uint64_t term, commit, applied, leader_id;
+    uint64_t term, commit, applied, leader_id, last_index;
     char leader_addr[VC_ADDR_MAX + 1];
     unsigned nmembers;
     struct consensus_member members[CONFIG_MEMBERS_MAX * 4];
@@ -69,6 +70,7 @@ struct consensus {
     bool started, closing;
     void (*close_cb)(struct consensus *c);
     struct raft_transfer transfer;
+    bool changing; /* a membership change of ours is in flight */
     void (*transfer_cb)(struct consensus *c);
 };
 
@@ -107,6 +109,26 @@ void consensus_status(struct consensus *c, struct consensus_status *st);
  * non-zero (and never calls cb) if there is no one to hand over to. */
 int consensus_transfer(struct consensus *c,
                        void (*cb)(struct consensus *c));
+
+/* Membership changes (leader only, one at a time: VC_EBUSY-like
+ * VC_ECONFLICT while another is in flight). cb(data, status) fires once
+ * unless the call returns non-zero. raft_add makes a spare; assign sets
+ * RAFT_VOTER / RAFT_STANDBY / RAFT_SPARE. */
+int consensus_add(struct consensus *c, uint64_t id, const char *addr,
+                  consensus_done_cb cb, void *data);
+int consensus_assign(struct consensus *c, uint64_t id, int role,
+                     consensus_done_cb cb, void *data);
+int consensus_remove(struct consensus *c, uint64_t id, consensus_done_cb cb,
+                     void *data);
+bool consensus_changing(struct consensus *c);
+
+/* Role of server id in the current configuration, -1 if absent; *addr
+ * (may be NULL) receives its raft address. */
+int consensus_member_role(struct consensus *c, uint64_t id,
+                          const char **addr);
+
+/* Last log index on this server (leader: for lag = last - match). */
+uint64_t consensus_last_index(struct consensus *c);
 
 /* Closes raft and its I/O; cb fires when every handle is closed. */
 void consensus_close(struct consensus *c, void (*cb)(struct consensus *c));

@@ -46,6 +46,7 @@ uint64_t agent_wall_ms(struct agent *a)
 static void on_apply(void *data, const struct proto_cmd *cmd,
                      const struct proto_result *r)
 {
+    members_on_apply(data, cmd, r);
     request_on_apply(data, cmd, r);
 }
 
@@ -130,14 +131,36 @@ static bool site_matches(const struct agent *a, const struct fsm_site *s)
            s->managed == a->cfg.managed && !strcmp(s->addr, a->cfg.advertise);
 }
 
+static bool founder(const struct agent *a)
+{
+    for (unsigned i = 0; i < a->cfg.nbootstrap; i++)
+        if (!strcmp(a->cfg.bootstrap[i].site, a->cfg.site))
+            return true;
+    return false;
+}
+
 /* Registers or updates this site's record from the configuration once a
- * leader can commit it. */
+ * leader can commit it. Only founders (bootstrap members) add their record
+ * this way, and only once: joiners have it committed by the join, and a
+ * record that disappears was removed by an operator and stays removed. */
 static void maybe_register(struct agent *a, uint64_t now)
 {
     const struct fsm_site *s = fsm_site_find(&a->fsm, a->cfg.site);
+    if (s)
+        a->registered_once = true;
     if (a->registering || now - a->last_register_ms < 1000 ||
-        !consensus_leader(&a->cons, NULL) || (s && site_matches(a, s)))
+        !consensus_leader(&a->cons, NULL) || (s && site_matches(a, s)) ||
+        consensus_member_role(&a->cons, consensus_site_id(a->cfg.site),
+                              NULL) < 0)
         return;
+    if (!s && (a->registered_once || !founder(a))) {
+        if (a->registered_once && !a->removed_warned) {
+            log_warn("this site was removed from the cluster (site remove); "
+                     "it takes no further part: stop this agent");
+            a->removed_warned = true;
+        }
+        return;
+    }
     a->last_register_ms = now;
     struct proto_cmd cmd;
     proto_cmd_init(&cmd, s ? PROTO_CMD_SITE_UPDATE : PROTO_CMD_SITE_ADD);
@@ -165,6 +188,8 @@ static void watch_leader(struct agent *a, uint64_t now)
         log_warn("no leader");
     a->no_leader_since_ms = leader ? 0 : now;
     a->last_leader = leader;
+    if (consensus_is_leader(&a->cons))
+        a->leader_since_ms = now;
 }
 
 static void tick_cb(uv_timer_t *t)
@@ -182,6 +207,8 @@ static void tick_cb(uv_timer_t *t)
     request_tick(a);
     maybe_sweep(a, now);
     maybe_register(a, now);
+    members_tick(a, now);
+    join_tick(a, now);
 }
 
 static void flush_cb(uv_check_t *h)
@@ -212,6 +239,7 @@ static void shutdown_finish(struct agent *a)
     request_close_all(a, VC_ESHUTDOWN,
                       "agent is shutting down; retry at another site");
     peer_close_all(a);
+    join_close(a);
     uv_timer_stop(&a->tick);
     uv_check_stop(&a->flush);
     consensus_close(&a->cons, consensus_closed_cb);

@@ -287,7 +287,8 @@ int peer_forward(struct agent *a, struct request *r)
     req.timeout_ms = r->deadline_ms > now ? (uint32_t)(r->deadline_ms - now)
                                           : 1;
     req.name = mp_cstr(r->name);
-    if (r->op == PROTO_OP_SUBMIT)
+    req.peer = r->raft_addr.p ? r->raft_addr : mp_cstr("");
+    if (r->op == PROTO_OP_SUBMIT || r->op == PROTO_OP_JOIN)
         req.cmd = r->cmd;
     mp_buf_init(&out);
     int rv = proto_request_encode(&req, &out, err, sizeof err);
@@ -298,6 +299,16 @@ int peer_forward(struct agent *a, struct request *r)
         return rv;
     r->peer = i;
     r->fwd_seq = req.seq;
+    return 0;
+}
+
+uint64_t peer_last_ok(struct agent *a, const char *site)
+{
+    for (int i = 0; i < VC_SITES_MAX; i++) {
+        struct peer *p = &a->peers[i];
+        if (p->used && !strcmp(p->site, site))
+            return p->last_ok_ms;
+    }
     return 0;
 }
 

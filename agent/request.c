@@ -90,13 +90,16 @@ static struct request *pending_find(struct agent *a, struct mp_str id)
 /* --- life cycle -------------------------------------------------------- */
 
 /* Deep-copies the strings of src into one block owned by r. */
-static int copy_cmd(struct request *r, const struct proto_cmd *src)
+static int copy_cmd(struct request *r, const struct proto_cmd *src,
+                    struct mp_str peer)
 {
     struct mp_str *fields[] = {&r->cmd.req_id, &r->cmd.origin, &r->cmd.name,
                                &r->cmd.site,   &r->cmd.owner,  &r->cmd.host,
-                               &r->cmd.iface,  &r->cmd.addr,   &r->cmd.text};
+                               &r->cmd.iface,  &r->cmd.addr,   &r->cmd.text,
+                               &r->raft_addr};
     size_t total = 0, nf = sizeof fields / sizeof fields[0];
     r->cmd = *src;
+    r->raft_addr = peer;
     for (size_t i = 0; i < nf; i++)
         total += fields[i]->n;
     for (uint32_t i = 0; i < src->nsites; i++)
@@ -142,6 +145,7 @@ static void request_free(struct request *r)
     else if (r->batch)
         r->batch->reqs[r->bidx] = NULL;
     pending_del(a, r);
+    members_request_gone(r);
     if (r->conn) {
         struct conn *c = r->conn;
         if (r->cprev)
@@ -237,6 +241,8 @@ static void route(struct request *r)
     if (consensus_is_leader(&a->cons)) {
         if (r->op == PROTO_OP_SUBMIT) {
             enqueue(a, r);
+        } else if (r->op == PROTO_OP_JOIN) {
+            members_join(a, r);
         } else {
             r->state = RS_READWAIT;
             r->barrier_gen = a->barrier_issued + 1;
@@ -323,6 +329,14 @@ void request_start(struct agent *a, struct conn *conn,
         conn->reqs = r;
         conn->npending++;
     }
+    if (req->op == PROTO_OP_JOIN) {
+        if (copy_cmd(r, &req->cmd, req->peer) != 0) {
+            request_finish(r, VC_ENOMEM, "agent out of memory", NULL);
+            return;
+        }
+        route(r);
+        return;
+    }
     if (req->op != PROTO_OP_SUBMIT) {
         route(r);
         return;
@@ -334,7 +348,7 @@ void request_start(struct agent *a, struct conn *conn,
     }
     if (cmd.origin.n == 0)
         cmd.origin = mp_cstr(a->cfg.site);
-    if (copy_cmd(r, &cmd) != 0) {
+    if (copy_cmd(r, &cmd, mp_cstr("")) != 0) {
         request_finish(r, VC_ENOMEM, "agent out of memory", NULL);
         return;
     }

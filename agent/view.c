@@ -68,7 +68,7 @@ void view_status(msgpack_packer *pk, struct agent *a)
         const struct fsm_site *s = m->site[0] ? fsm_site_find(&a->fsm, m->site)
                                               : NULL;
         bool self = !strcmp(m->site, a->cfg.site);
-        msgpack_pack_map(pk, 8);
+        msgpack_pack_map(pk, 9);
         kv_str(pk, "site", m->site);
         kv_u64(pk, "id", m->id);
         kv_str(pk, "addr", m->addr);
@@ -77,6 +77,7 @@ void view_status(msgpack_packer *pk, struct agent *a)
         kv_bool(pk, "leader", m->leader);
         kv_bool(pk, "reachable", self || peer_reachable(a, m->site));
         kv_u64(pk, "match", m->match);
+        kv_u64(pk, "lag", m->lag);
     }
 }
 

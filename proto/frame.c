@@ -52,10 +52,16 @@ int proto_request_encode(const struct proto_request *req, struct mp_buf *out,
         snprintf(errmsg, errlen, "unknown operation %u", req->op);
         return VC_EINVAL;
     }
-    if (req->op == PROTO_OP_SUBMIT) {
+    if (req->op == PROTO_OP_SUBMIT || req->op == PROTO_OP_JOIN) {
         int rv = proto_cmd_validate(&req->cmd, errmsg, errlen);
         if (rv != 0)
             return rv;
+    }
+    if (req->op == PROTO_OP_JOIN && (req->cmd.type != PROTO_CMD_SITE_ADD ||
+                                     req->peer.n == 0 ||
+                                     req->peer.n > VC_ADDR_MAX)) {
+        snprintf(errmsg, errlen, "join: needs a site-add and a peer address");
+        return VC_EINVAL;
     }
     frame_begin(&pk, out, &start);
     msgpack_pack_array(&pk, 6);
@@ -67,6 +73,11 @@ int proto_request_encode(const struct proto_request *req, struct mp_buf *out,
     switch (req->op) {
     case PROTO_OP_SUBMIT:
         proto_cmd_pack(&pk, &req->cmd);
+        break;
+    case PROTO_OP_JOIN:
+        msgpack_pack_array(&pk, 2);
+        proto_cmd_pack(&pk, &req->cmd);
+        mp_pack_str(&pk, req->peer);
         break;
     case PROTO_OP_SITES:
     case PROTO_OP_CLUSTERS:
@@ -91,6 +102,7 @@ int proto_request_decode(const void *data, size_t len, msgpack_zone *zone,
     uint64_t version, seq, op, flags, timeout;
     memset(req, 0, offsetof(struct proto_request, cmd));
     req->name = mp_cstr("");
+    req->peer = mp_cstr("");
     if (mp_decode(data, len, zone, &root) != 0) {
         snprintf(errmsg, errlen, "request is not valid bounded msgpack");
         return VC_EMALFORMED;
@@ -121,6 +133,24 @@ int proto_request_decode(const void *data, size_t len, msgpack_zone *zone,
     switch (req->op) {
     case PROTO_OP_SUBMIT:
         return proto_cmd_unpack(&f[5], &req->cmd, errmsg, errlen);
+    case PROTO_OP_JOIN: {
+        const msgpack_object *b;
+        uint32_t nb;
+        int rv;
+        if (mp_get_array(&f[5], 2, 2, &b, &nb) != 0 ||
+            mp_get_str(&b[1], VC_ADDR_MAX, &req->peer) != 0 ||
+            req->peer.n == 0) {
+            snprintf(errmsg, errlen, "malformed join request");
+            return VC_EMALFORMED;
+        }
+        if ((rv = proto_cmd_unpack(&b[0], &req->cmd, errmsg, errlen)) != 0)
+            return rv;
+        if (req->cmd.type != PROTO_CMD_SITE_ADD) {
+            snprintf(errmsg, errlen, "join: body must carry a site-add");
+            return VC_EMALFORMED;
+        }
+        return 0;
+    }
     case PROTO_OP_SITES:
     case PROTO_OP_CLUSTERS:
         if (mp_get_str(&f[5], VC_NAME_MAX, &req->name) != 0) {

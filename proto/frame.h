@@ -27,7 +27,8 @@ enum proto_op {
     PROTO_OP_SITES = 3,    /* body: name or ""; payload: array of sites */
     PROTO_OP_CLUSTERS = 4, /* body: name or ""; payload: array of clusters */
     PROTO_OP_PING = 5,     /* body: nil; payload: site name */
-    PROTO_OP_MAX = 5
+    PROTO_OP_JOIN = 6,     /* body: [site-add command, raft peer address] */
+    PROTO_OP_MAX = 6
 };
 
 enum proto_flag {
@@ -40,7 +41,8 @@ struct proto_request {
     uint8_t op;
     uint8_t flags;
     uint32_t timeout_ms; /* 0: the server's default */
-    struct proto_cmd cmd; /* PROTO_OP_SUBMIT */
+    struct proto_cmd cmd; /* PROTO_OP_SUBMIT; PROTO_OP_JOIN: site-add */
+    struct mp_str peer;   /* PROTO_OP_JOIN: the joiner's raft address */
     struct mp_str name;   /* PROTO_OP_SITES / PROTO_OP_CLUSTERS filter */
 };
 

@@ -42,12 +42,37 @@ static int site_show(struct cli *c, int argc, char **argv)
     return cli_show(c, PROTO_OP_SITES, pos[0], &site_view);
 }
 
+/* Decommissions a site: refused while clusters span it unless --force,
+ * which shrinks them in the same transaction; the agents then take the
+ * site out of the raft configuration. */
+static int site_remove(struct cli *c, int argc, char **argv)
+{
+    bool force = false;
+    const struct cli_opt opts[] = {{"force", NULL, &force}, {NULL, NULL, NULL}};
+    const char *pos[1];
+    struct proto_cmd cmd;
+    struct proto_result res;
+    int status;
+    if (!cli_parse(c, argc, argv, opts, pos, 1, 1, &status))
+        return status;
+    cli_what(c, "site remove %s", pos[0]);
+    proto_cmd_init(&cmd, PROTO_CMD_SITE_REMOVE);
+    cmd.name = mp_cstr(pos[0]);
+    cmd.force = force;
+    status = cli_submit(c, &cmd, &res);
+    return status ? status : cli_print_result(c, &cmd, &res, false);
+}
+
 const struct cli_command cmd_site_commands[] = {
     {"list", site_list, "",
      "list every site: VLAN pool, free and used IDs, "
      "uplink, hosts",
      NULL},
     {"show", site_show, "NAME", "show one site and its hosts", NULL},
+    {"remove", site_remove, "NAME [--force]",
+     "decommission a site (refused while clusters span it; --force "
+     "shrinks them first) and take it out of the raft configuration",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -10,6 +10,7 @@ static const struct render_field member_fields[] = {
     {"leader", "leader", RENDER_MARK, RENDER_COLUMN, NULL},
     {"reachable", "reachable", RENDER_BOOL, RENDER_COLUMN, NULL},
     {"match", "match", RENDER_ANY, RENDER_COLUMN, NULL},
+    {"lag", "lag", RENDER_ANY, RENDER_COLUMN, NULL},
     {"addr", "raft addr", RENDER_ANY, RENDER_COLUMN, NULL},
     {"api", "api", RENDER_ANY, RENDER_COLUMN, NULL},
 };
