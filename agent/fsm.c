@@ -13,8 +13,13 @@
  * key[0..len) iff the first len bytes match and the name ends there. */
 static bool name_eq(const char *name, const char *key, size_t len)
 {
-    return len <= VC_NAME_MAX && memcmp(name, key, len) == 0 &&
-           name[len] == '\0';
+    if (len > VC_NAME_MAX || name[len] != '\0')
+        return false;
+    /* Inline: memcmp's call cost more than these short names. */
+    for (size_t i = 0; i < len; i++)
+        if (name[i] != key[i])
+            return false;
+    return true;
 }
 
 static bool site_eq(const void *o, uint32_t i, const char *key, size_t len)
@@ -63,9 +68,11 @@ int fsm_init(struct fsm *f)
 static void cluster_free(struct fsm_cluster *c)
 {
     for (uint32_t i = 0; i < c->nslots; i++)
-        free(c->slots[i].err);
+        if (c->slots[i].err)
+            free(c->slots[i].err);
     free(c->slots);
-    free(c->att);
+    if (c->att)
+        free(c->att);
     memset(c, 0, sizeof *c);
 }
 
@@ -155,13 +162,18 @@ struct msg_out {
     size_t left; /* bytes still writable, excluding the NUL */
 };
 
+/* Up to max bytes of s, stopping at its NUL. Byte by byte: the pieces of
+ * a message are short, and a libc call per piece cost more. */
+static void put_str(struct msg_out *o, const char *s, size_t max)
+{
+    for (; max && *s && o->left; max--, o->left--)
+        *o->p++ = *s++;
+}
+
 static void put_bytes(struct msg_out *o, const char *s, size_t n)
 {
-    if (n > o->left)
-        n = o->left;
-    memcpy(o->p, s, n);
-    o->p += n;
-    o->left -= n;
+    for (; n && o->left; n--, o->left--)
+        *o->p++ = *s++;
 }
 
 static void put_u64(struct msg_out *o, unsigned long long v, bool neg)
@@ -182,14 +194,14 @@ static const char *put_conv(struct msg_out *o, const char *fmt, va_list *ap)
 {
     if (fmt[0] == 's') {
         const char *s = va_arg(*ap, const char *);
-        put_bytes(o, s ? s : "(null)", strlen(s ? s : "(null)"));
+        put_str(o, s ? s : "(null)", SIZE_MAX);
         return fmt + 1;
     }
     if (fmt[0] == '.' && fmt[1] == '*' && fmt[2] == 's') {
         int n = va_arg(*ap, int);
         const char *s = va_arg(*ap, const char *);
         /* As printf: stop at a NUL; a negative precision means none. */
-        put_bytes(o, s, n < 0 ? strlen(s) : strnlen(s, (size_t)n));
+        put_str(o, s, n < 0 ? SIZE_MAX : (size_t)n);
         return fmt + 3;
     }
     if (fmt[0] == 'u') {
@@ -219,13 +231,15 @@ static void msg_vformat(char *buf, size_t size, const char *fmt, va_list ap)
     va_list cur;
     va_copy(cur, ap);
     while (*f) {
-        const char *pct = strchr(f, '%');
-        if (!pct) {
-            put_bytes(&o, f, strlen(f));
-            break;
+        if (*f != '%') {
+            if (o.left) {
+                *o.p++ = *f;
+                o.left--;
+            }
+            f++;
+            continue;
         }
-        put_bytes(&o, f, (size_t)(pct - f));
-        if (!(f = put_conv(&o, pct + 1, &cur))) {
+        if (!(f = put_conv(&o, f + 1, &cur))) {
             va_end(cur);
             vsnprintf(buf, size, fmt, ap); /* restart from the top */
             return;
@@ -299,9 +313,11 @@ static void cluster_delete(struct fsm *f, struct fsm_cluster *c)
 static bool slot_drop(struct fsm *f, struct fsm_cluster *c, uint32_t i)
 {
     site_give(&f->sites[c->slots[i].site], c->vlan);
-    free(c->slots[i].err);
-    memmove(&c->slots[i], &c->slots[i + 1],
-            (c->nslots - i - 1) * sizeof *c->slots);
+    if (c->slots[i].err) /* rare: skip the calls on the release path */
+        free(c->slots[i].err);
+    if (i + 1 < c->nslots)
+        memmove(&c->slots[i], &c->slots[i + 1],
+                (c->nslots - i - 1) * sizeof *c->slots);
     c->nslots--;
     if (c->nslots == 0 && c->state == FSM_RELEASING) {
         cluster_delete(f, c);

@@ -191,21 +191,23 @@ int mp_scan(const void *data, size_t len, size_t *used)
     int depth = 0;
     pending[0] = 1;
     while (depth >= 0) {
-        if (pending[depth] == 0) {
+        /* Most values of a log entry are scalars: one lookup each, with
+         * the count owed at this level kept in a register. */
+        uint64_t owed = pending[depth];
+        size_t whole;
+        while (owed && off < len && (whole = scalar_size[p[off]])) {
+            if (whole > len - off)
+                return VC_EMALFORMED;
+            owed--;
+            off += whole;
+        }
+        pending[depth] = owed;
+        if (owed == 0) {
             depth--;
             continue;
         }
         if (off >= len)
             return VC_EMALFORMED;
-        /* Most values of a log entry are scalars: one lookup each. */
-        size_t whole = scalar_size[p[off]];
-        if (whole) {
-            if (whole > len - off)
-                return VC_EMALFORMED;
-            pending[depth]--;
-            off += whole;
-            continue;
-        }
         size_t hdr;
         uint64_t payload, children;
         if (header(p + off, len - off, &hdr, &payload, &children) != 0)
