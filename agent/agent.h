@@ -120,6 +120,8 @@ struct agent {
 
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;
+    uv_timer_t grace; /* bounds the leadership hand-over at shutdown */
+    bool finishing;
     uv_check_t flush;
     uint64_t last_sweep_ms, last_register_ms, last_ping_ms;
     uint64_t last_leader;

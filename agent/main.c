@@ -235,6 +235,10 @@ static void consensus_closed_cb(struct consensus *c)
 
 static void shutdown_finish(struct agent *a)
 {
+    if (a->finishing)
+        return;
+    a->finishing = true;
+    uv_timer_stop(&a->grace);
     log_info("closing");
     request_close_all(a, VC_ESHUTDOWN,
                       "agent is shutting down; retry at another site");
@@ -252,6 +256,13 @@ static void transfer_done_cb(struct consensus *c)
     shutdown_finish(a);
 }
 
+static void grace_cb(uv_timer_t *t)
+{
+    struct agent *a = t->data;
+    log_warn("leadership hand-over did not finish in time; closing anyway");
+    shutdown_finish(a);
+}
+
 static void shutdown_begin(struct agent *a, bool transfer)
 {
     if (a->stopping)
@@ -259,7 +270,11 @@ static void shutdown_begin(struct agent *a, bool transfer)
     a->stopping = true;
     api_close(a);
     if (transfer && consensus_transfer(&a->cons, transfer_done_cb) == 0) {
+        /* raft gives up after an election timeout, but not always when no
+         * voter answers: bound the wait ourselves. */
+        uint64_t ms = 4ull * a->cfg.election_timeout_ms;
         log_info("handing leadership over before shutdown");
+        uv_timer_start(&a->grace, grace_cb, ms < 1000 ? 1000 : ms, 0);
         return;
     }
     shutdown_finish(a);
@@ -292,6 +307,12 @@ static int run(struct agent *a)
         log_error("%s", err);
         return rv == VC_EINVAL ? 2 : 1;
     }
+    uv_timer_init(a->loop, &a->tick);
+    a->tick.data = a;
+    uv_timer_init(a->loop, &a->grace);
+    a->grace.data = a;
+    uv_check_init(a->loop, &a->flush);
+    a->flush.data = a;
     if (api_start(a, err, sizeof err) != 0) {
         log_error("%s", err);
         a->exit_code = 1;
@@ -304,11 +325,7 @@ static int run(struct agent *a)
     a->sigterm.data = a->sigint.data = a;
     uv_signal_start(&a->sigterm, signal_cb, SIGTERM);
     uv_signal_start(&a->sigint, signal_cb, SIGINT);
-    uv_timer_init(a->loop, &a->tick);
-    a->tick.data = a;
     uv_timer_start(&a->tick, tick_cb, TICK_MS, TICK_MS);
-    uv_check_init(a->loop, &a->flush);
-    a->flush.data = a;
     uv_check_start(&a->flush, flush_cb);
     log_info("serving clients on %s and %s; raft on %s, data in %s",
              a->cfg.api, a->cfg.unix_path, a->cfg.peer, a->cfg.data_dir);
