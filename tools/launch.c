@@ -95,7 +95,8 @@ int launch_start_site(struct launch *l, unsigned i, char *errmsg,
     int argc = 0;
     size_t off = 0;
     for (unsigned j = 0; j < l->n; j++)
-        off += (size_t)snprintf(bootstrap + off, sizeof bootstrap - off,
+        if (!l->sites[j].join[0])
+            off += (size_t)snprintf(bootstrap + off, sizeof bootstrap - off,
                                 "%s%s=%s", j ? "," : "", l->sites[j].name,
                                 l->sites[j].peer);
     snprintf(data, sizeof data, "%s/%s", l->dir, s->name);
@@ -116,8 +117,13 @@ int launch_start_site(struct launch *l, unsigned i, char *errmsg,
     argv[argc++] = s->peer;
     argv[argc++] = "--api";
     argv[argc++] = s->api;
-    argv[argc++] = "--bootstrap";
-    argv[argc++] = bootstrap;
+    if (s->join[0]) {
+        argv[argc++] = "--join";
+        argv[argc++] = s->join;
+    } else {
+        argv[argc++] = "--bootstrap";
+        argv[argc++] = bootstrap;
+    }
     argv[argc++] = "--vlans";
     argv[argc++] = pool;
     for (char *save, *t = strtok_r(extra, " ", &save); t && argc < 62;

@@ -19,6 +19,7 @@ struct launch_site {
     char peer[32];
     char api[32];
     pid_t pid; /* 0 when not running */
+    char join[32]; /* if set: join through this API instead of bootstrap */
 };
 
 struct launch {
