@@ -439,6 +439,105 @@ int client_recv(struct client *cl, struct client_response *r, uint64_t deadline,
     return 0;
 }
 
+/* --- non-blocking reading ------------------------------------------------ */
+
+void client_reader_init(struct client_reader *rd)
+{
+    memset(rd, 0, sizeof *rd);
+}
+
+void client_reader_close(struct client_reader *rd)
+{
+    free(rd->buf);
+    client_reader_init(rd);
+}
+
+/* Makes room for want bytes in rd. Returns 0 or VC_ENOMEM. */
+static int reader_reserve(struct client_reader *rd, size_t want)
+{
+    if (want <= rd->cap)
+        return 0;
+    size_t cap = rd->cap ? rd->cap : 4096;
+    while (cap < want)
+        cap *= 2;
+    char *b = realloc(rd->buf, cap);
+    if (!b)
+        return VC_ENOMEM;
+    rd->buf = b;
+    rd->cap = cap;
+    return 0;
+}
+
+/* Bytes rd needs to hold a whole frame: the header, then header + body.
+ * Returns 0 or VC_ETOOBIG. */
+static int reader_want(const struct client_reader *rd, size_t *want)
+{
+    uint32_t len;
+    *want = PROTO_FRAME_HDR;
+    if (rd->len < PROTO_FRAME_HDR)
+        return 0;
+    int rv = proto_frame_len((const uint8_t *)rd->buf, &len);
+    *want = PROTO_FRAME_HDR + (size_t)len;
+    return rv;
+}
+
+/* Reads from fd until rd holds a whole frame or the socket is drained.
+ * Returns 0, -ECONNRESET at end of stream, VC_ETOOBIG, VC_ENOMEM or
+ * -errno. */
+static int reader_fill(int fd, struct client_reader *rd)
+{
+    size_t want;
+    int rv;
+    while ((rv = reader_want(rd, &want)) == 0 && rd->len < want) {
+        /* Read ahead, so a frame and the next one's header take one call. */
+        if ((rv = reader_reserve(rd, want < 4096 ? 4096 : want)) != 0)
+            return rv;
+        ssize_t n = recv(fd, rd->buf + rd->len, rd->cap - rd->len, 0);
+        if (n > 0) {
+            rd->len += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            return -ECONNRESET;
+        if (errno == EINTR)
+            continue;
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+    }
+    return rv;
+}
+
+int client_recv_nb(struct client *cl, struct client_reader *rd,
+                   struct client_response *r, char *errmsg, size_t errlen)
+{
+    size_t want;
+    client_response_init(r);
+    int rv = reader_fill(cl->fd, rd);
+    if (rv == VC_ETOOBIG)
+        return decode_failed(cl, rv, errmsg, errlen);
+    if (rv == VC_ENOMEM) {
+        snprintf(errmsg, errlen, "out of memory for an answer");
+        return rv;
+    }
+    /* Bytes already buffered are answered before a reset is reported. */
+    if (reader_want(rd, &want) != 0 || rd->len < want)
+        return rv != 0 ? io_failed(cl, rv, "waiting for the answer", errmsg,
+                                   errlen)
+                       : -EAGAIN;
+    r->len = want - PROTO_FRAME_HDR;
+    if (!(r->buf = malloc(r->len ? r->len : 1)) ||
+        !msgpack_zone_init(&r->zone, 4096)) {
+        snprintf(errmsg, errlen, "out of memory for a %zu-byte answer",
+                 r->len);
+        return VC_ENOMEM;
+    }
+    r->zone_live = true;
+    memcpy(r->buf, rd->buf + PROTO_FRAME_HDR, r->len);
+    memmove(rd->buf, rd->buf + want, rd->len - want);
+    rd->len -= want;
+    rv = proto_response_decode(r->buf, r->len, &r->zone, &r->resp);
+    return rv != 0 ? decode_failed(cl, rv, errmsg, errlen) : 0;
+}
+
 int client_call(struct client *cl, struct proto_request *req,
                 struct client_response *r, uint64_t deadline, char *errmsg,
                 size_t errlen)

@@ -76,6 +76,30 @@ int client_call(struct client *cl, struct proto_request *req,
                 struct client_response *r, uint64_t deadline, char *errmsg,
                 size_t errlen);
 
+/* Non-blocking reading, for one thread driving many connections with
+ * poll(): a reader buffers the bytes of one connection until a whole frame
+ * is in. Once a connection is read through a reader, read it only through
+ * that reader (client_recv() would miss the buffered bytes), and empty
+ * it with client_reader_close() when the connection is closed.
+ * client_send() never waits while the socket has room, which a request or
+ * two in flight always leaves. */
+struct client_reader {
+    char *buf;
+    size_t len, cap;
+};
+
+void client_reader_init(struct client_reader *rd);
+/* Frees the buffer; closing twice is harmless. */
+void client_reader_close(struct client_reader *rd);
+
+/* Reads what cl's socket holds, without waiting, and decodes the first
+ * whole answer in rd into r (initialized here; the caller closes it, also
+ * on failure). Returns 0 (an answer; call again, rd may hold another),
+ * -EAGAIN (no whole answer yet: poll for POLLIN), or the failures of
+ * client_recv() other than VC_ETIMEOUT. */
+int client_recv_nb(struct client *cl, struct client_reader *rd,
+                   struct client_response *r, char *errmsg, size_t errlen);
+
 /* Closes the connection; the struct may be connected again. */
 void client_close(struct client *cl);
 
