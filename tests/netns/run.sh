@@ -1,0 +1,81 @@
+#!/bin/sh
+# Runs one netns test script where the kernel can do what it needs:
+#   run.sh SCRIPT DRVCTL DRVCTL_PLAIN
+# 1. not root, or no network namespaces: skip (exit 77) and say why;
+# 2. this kernel has veth, 802.1Q VLAN devices and bridge VLAN filtering:
+#    run SCRIPT here with DRVCTL (the sanitized build);
+# 3. otherwise, if user-mode Linux is installed (Debian: user-mode-linux,
+#    busybox-static), boot it with this machine's root filesystem (hostfs),
+#    load its bridge/8021q/veth modules and run SCRIPT there with
+#    DRVCTL_PLAIN (ASan does not work in a UML process);
+# 4. otherwise skip, naming the missing kernel features.
+# The scripts create their own namespaces (vc-test-*) and remove them on
+# any exit; inside UML everything vanishes with the guest anyway.
+set -u
+script=$(realpath "$1") drvctl=$(realpath "$2") plain=$(realpath "$3")
+here=$(cd "$(dirname "$0")" && pwd)
+
+skip() { echo "SKIP: $*"; exit 77; }
+
+if [ -n "${VC_IN_UML:-}" ]; then
+    DRVCTL=$plain LIB=$here/lib.sh exec sh "$script"
+fi
+[ "$(id -u)" = 0 ] || skip "netns tests need root (network namespaces)"
+command -v ip >/dev/null || skip "iproute2's ip not found"
+
+probe=vc-test-probe-$$-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')
+ip netns add "$probe" 2>/dev/null || skip "no network namespace support"
+missing=""
+p() { ip netns exec "$probe" "$@" >/dev/null 2>&1; }
+p ip link add pv0 type veth peer name pv1 || missing="$missing veth"
+p ip link add pb0 type bridge vlan_filtering 1 || missing="$missing bridge-vlan-filtering"
+p ip link add link pv0 name pv0.5 type vlan id 5 || missing="$missing 8021q"
+p ip link add link pv0 name pv0.6 type vlan proto 802.1ad id 6 || missing="$missing 802.1ad"
+ip netns del "$probe"
+
+if [ -z "$missing" ]; then
+    DRVCTL=$drvctl LIB=$here/lib.sh exec sh "$script"
+fi
+
+uml=$(command -v linux.uml || command -v linux || true)
+if [ -z "$uml" ] || ! command -v busybox >/dev/null; then
+    skip "this kernel lacks:$missing; install user-mode-linux and" \
+         "busybox-static (tools/setup-deps.sh) to run these tests in UML"
+fi
+
+tmp=$(mktemp -d /tmp/vc-uml.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+cat > "$tmp/init" <<EOF2
+#!/bin/sh
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t tmpfs run /run
+mount -t devtmpfs dev /dev 2>/dev/null
+M=/usr/lib/uml/modules/\$(uname -r)
+load() {
+    line=\$(grep "^kernel/.*/\$1.ko:" \$M/modules.dep) || return 0
+    for d in \$(echo "\${line#*:}" | tr ' ' '\n' | tac); do
+        busybox insmod \$M/\$d 2>/dev/null
+    done
+    busybox insmod \$M/\${line%%:*} 2>/dev/null
+}
+for m in bridge 8021q veth; do load \$m; done
+ip link set lo up
+cd "$PWD"
+VC_IN_UML=1 sh "$0" "$script" "$drvctl" "$plain" > "$tmp/out" 2>&1
+echo \$? > "$tmp/rc"
+busybox poweroff -f
+EOF2
+chmod +x "$tmp/init"
+echo "this kernel lacks:$missing; running in user-mode Linux ($uml)"
+timeout 280 "$uml" mem=768M root=/dev/root rootfstype=hostfs rootflags=/ rw \
+    init="$tmp/init" uml_dir="$tmp" con=null con0=null,fd:2 quiet \
+    </dev/null >/dev/null 2>"$tmp/console" || true
+cat "$tmp/out" 2>/dev/null
+if [ ! -f "$tmp/rc" ]; then
+    echo "user-mode Linux did not finish the test; console:"
+    tail -40 "$tmp/console"
+    exit 1
+fi
+exit "$(cat "$tmp/rc")"
