@@ -262,6 +262,51 @@ static int fail(struct proto_result *r, int code, const char *fmt, ...)
 #define ok(r, ...) fail(r, 0, __VA_ARGS__)
 #define S(s) (int)(s).n, (s).p
 
+/* The results every create, release and report returns build their text
+ * piece by piece: the bytes the printf format in the comment beside each
+ * gives, truncation included, without parsing a format. */
+static struct msg_out msg_start(struct proto_result *r)
+{
+    return (struct msg_out){r->msg, sizeof r->msg - 1};
+}
+
+static inline void msg_put(struct msg_out *o, const char *s, size_t n)
+{
+    if (n > o->left) /* rare: keep the copy below of constant size */
+        n = o->left;
+    memcpy(o->p, s, n);
+    o->p += n;
+    o->left -= n;
+}
+
+#define MSG_LIT(o, lit) msg_put(o, lit, sizeof lit - 1)
+
+static void msg_str(struct msg_out *o, struct mp_str s) /* %.*s */
+{
+    msg_put(o, s.p, strnlen(s.p, s.n));
+}
+
+static void msg_cstr(struct msg_out *o, const char *s) /* %s */
+{
+    msg_put(o, s, strlen(s));
+}
+
+static void msg_uint(struct msg_out *o, unsigned long long v) /* %u %llu */
+{
+    char tmp[24], *e = tmp + sizeof tmp, *q = e;
+    do
+        *--q = (char)('0' + v % 10);
+    while (v /= 10);
+    msg_put(o, q, (size_t)(e - q));
+}
+
+static int msg_ok(struct proto_result *r, struct msg_out *o)
+{
+    *o->p = '\0';
+    r->code = 0;
+    return 0;
+}
+
 /* --- per-site VLAN bookkeeping ----------------------------------------- */
 
 static void site_recompute_free(struct fsm_site *s)
@@ -831,7 +876,12 @@ static int cmd_cluster_create(struct fsm *f, const struct proto_cmd *c,
     cluster_update_state(cl);
     r->vlan = (uint16_t)vlan;
     r->gen = cl->gen;
-    return ok(r, "cluster %s created with VLAN %u", cl->name, vlan);
+    struct msg_out m = msg_start(r); /* "cluster %s created with VLAN %u" */
+    MSG_LIT(&m, "cluster ");
+    msg_cstr(&m, cl->name);
+    MSG_LIT(&m, " created with VLAN ");
+    msg_uint(&m, vlan);
+    return msg_ok(r, &m);
 }
 
 /* Finds a live cluster that is not being released. */
@@ -959,12 +1009,20 @@ static int cmd_cluster_release(struct fsm *f, const struct proto_cmd *c,
     if (was && !c->force)
         return ok(r, "cluster %.*s is already being released", S(c->name));
     cluster_release(f, cl, c->force);
-    if (!cl->live)
-        return ok(r, "cluster %.*s released", S(c->name));
+    struct msg_out m = msg_start(r);
+    MSG_LIT(&m, "cluster ");
+    msg_str(&m, c->name);
+    if (!cl->live) { /* "cluster %.*s released" */
+        MSG_LIT(&m, " released");
+        return msg_ok(r, &m);
+    }
     r->gen = cl->gen;
-    return ok(r, "cluster %.*s releasing; VLAN %u returns to each site's "
-                 "pool once it reports the removal",
-              S(c->name), cl->vlan);
+    /* "cluster %.*s releasing; VLAN %u returns to each site's pool once it
+     * reports the removal" */
+    MSG_LIT(&m, " releasing; VLAN ");
+    msg_uint(&m, cl->vlan);
+    MSG_LIT(&m, " returns to each site's pool once it reports the removal");
+    return msg_ok(r, &m);
 }
 
 static int cmd_lease_sweep(struct fsm *f, const struct proto_cmd *c,
@@ -1101,14 +1159,28 @@ static int cmd_apply_report(struct fsm *f, const struct proto_cmd *c,
         bool gone = slot_drop(f, cl, (uint32_t)(sl - cl->slots));
         if (!gone)
             r->gen = cl->gen;
-        return ok(r, "VLAN %u is free again at site %s%s", r->vlan,
-                  f->sites[s].name, gone ? "; cluster released" : "");
+        struct msg_out m = msg_start(r); /* "VLAN %u is free again at
+                                            site %s%s" */
+        MSG_LIT(&m, "VLAN ");
+        msg_uint(&m, r->vlan);
+        MSG_LIT(&m, " is free again at site ");
+        msg_cstr(&m, f->sites[s].name);
+        if (gone)
+            MSG_LIT(&m, "; cluster released");
+        return msg_ok(r, &m);
     }
     sl->applied = c->gen;
     cluster_update_state(cl);
     r->gen = cl->gen;
-    return ok(r, "cluster %s generation %llu applied at site %s", cl->name,
-              (unsigned long long)c->gen, f->sites[s].name);
+    /* "cluster %s generation %llu applied at site %s" */
+    struct msg_out m = msg_start(r);
+    MSG_LIT(&m, "cluster ");
+    msg_cstr(&m, cl->name);
+    MSG_LIT(&m, " generation ");
+    msg_uint(&m, c->gen);
+    MSG_LIT(&m, " applied at site ");
+    msg_cstr(&m, f->sites[s].name);
+    return msg_ok(r, &m);
 }
 
 /* --- dispatch and de-duplication --------------------------------------- */
@@ -1271,6 +1343,37 @@ static int dedupe_put(struct fsm *f, struct mp_str id, uint32_t hash,
     return 0;
 }
 
+#define DD_AHEAD 8 /* commands of lead for the window's prefetches */
+
+/* The window is far larger than the cache, so each command would wait on
+ * a few misses: the index slot its put will use, and, once the window is
+ * full, the ring entry and index slot of the request it forgets. Start the
+ * loads early: the put's slot now, behind the handler; the forgotten
+ * request's as a pipeline over the next commands (its ring entry 2 *
+ * DD_AHEAD commands ahead, then its slot DD_AHEAD ahead, from the hash in
+ * that entry, loaded by then). */
+static void dedupe_prefetch(const struct fsm *f, uint32_t hash)
+{
+    map_prefetch(&f->dd_map, hash);
+    __builtin_prefetch(dd_at(f, f->dd_len + 2 * DD_AHEAD), 1);
+    if (f->dd_len == FSM_DEDUPE_MAX) {
+        __builtin_prefetch(dd_at(f, 2 * DD_AHEAD), 0);
+        map_prefetch(&f->dd_map, dd_at(f, DD_AHEAD)->hash);
+    }
+    if (f->dd_bytes) /* where the next records go */
+        __builtin_prefetch(f->dd_bytes +
+                               (f->dd_tail + 256) % f->dd_bytes_cap, 1);
+}
+
+void fsm_prefetch(const struct fsm *f, const struct proto_cmd *cmd)
+{
+    if (!cmd->req_id.n)
+        return;
+    uint32_t hash = map_hash(cmd->req_id.p, cmd->req_id.n);
+    __builtin_prefetch(dd_filter_word(f, 0, hash), 0);
+    map_prefetch(&f->dd_map, hash);
+}
+
 int fsm_dedupe_put(struct fsm *f, struct mp_str id,
                    const struct proto_result *r)
 {
@@ -1320,15 +1423,7 @@ int fsm_apply(struct fsm *f, const struct proto_cmd *cmd,
     memset(r, 0, offsetof(struct proto_result, msg));
     r->msg[0] = '\0';
     if (cmd->req_id.n) {
-        /* The put at the end, and the eviction it brings, touch slots of
-         * the big dd_map: start loading them now, behind the handler. */
-        map_prefetch(&f->dd_map, hash);
-        if (f->dd_len == FSM_DEDUPE_MAX)
-            map_prefetch(&f->dd_map, f->dd[f->dd_head].hash);
-        /* The ring is read at the head, written 100k entries ahead: the
-         * hardware does not stream it, so fetch a few entries early. */
-        __builtin_prefetch(dd_at(f, 16), 0);
-        __builtin_prefetch(dd_at(f, f->dd_len + 16), 1);
+        dedupe_prefetch(f, hash);
         if (dedupe_lookup(f, cmd->req_id, hash, r))
             return 0;
     }

@@ -155,6 +155,12 @@ void fsm_close(struct fsm *f);
 int fsm_apply(struct fsm *f, const struct proto_cmd *cmd,
               struct proto_result *r);
 
+/* A hint, no effect on the state: starts loading the memory fsm_apply()
+ * will need first for cmd (its de-duplication check, a likely cache miss).
+ * Call it for the next command of a decoded batch before applying the
+ * current one, so the loads overlap. cmd is only read during the call. */
+void fsm_prefetch(const struct fsm *f, const struct proto_cmd *cmd);
+
 /* Canonical full-state encoding (docs/protocol.md). 0 or VC_ENOMEM. */
 int fsm_snapshot(const struct fsm *f, struct mp_buf *out);
 
