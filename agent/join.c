@@ -83,7 +83,7 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     a->join_len += (size_t)n;
     if (a->join_len < PROTO_FRAME_HDR)
         return;
-    if (proto_frame_len((uint8_t *)a->join_buf, &len) != 0 ||
+    if (proto_response_len((uint8_t *)a->join_buf, &len) != 0 ||
         len > 65536 - PROTO_FRAME_HDR) {
         join_end(a);
         return;

@@ -119,7 +119,7 @@ static void parse_frames(struct agent *a, struct peer *p, int idx)
     while (p->len - off >= PROTO_FRAME_HDR) {
         uint32_t n;
         struct proto_response resp;
-        if (proto_frame_len((uint8_t *)p->buf + off, &n) != 0) {
+        if (proto_response_len((uint8_t *)p->buf + off, &n) != 0) {
             log_warn("agent %s sent an oversized frame; reconnecting",
                      p->site);
             msgpack_zone_destroy(&zone);
@@ -151,7 +151,7 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     (void)hint;
     if (p->cap - p->len < 65536) {
         size_t cap = p->cap ? p->cap * 2 : 131072;
-        char *b = cap <= 2 * (PROTO_FRAME_MAX + PROTO_FRAME_HDR)
+        char *b = cap <= 2 * (PROTO_RESPONSE_MAX + PROTO_FRAME_HDR)
                       ? realloc(p->buf, cap)
                       : NULL;
         if (!b) {

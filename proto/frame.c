@@ -5,11 +5,22 @@
 
 #include "err.h"
 
-int proto_frame_len(const uint8_t hdr[PROTO_FRAME_HDR], uint32_t *len)
+static int frame_len(const uint8_t hdr[PROTO_FRAME_HDR], uint32_t *len,
+                     uint32_t max)
 {
     *len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
            (uint32_t)hdr[2] << 8 | hdr[3];
-    return *len > PROTO_FRAME_MAX || *len == 0 ? VC_ETOOBIG : 0;
+    return *len > max || *len == 0 ? VC_ETOOBIG : 0;
+}
+
+int proto_frame_len(const uint8_t hdr[PROTO_FRAME_HDR], uint32_t *len)
+{
+    return frame_len(hdr, len, PROTO_FRAME_MAX);
+}
+
+int proto_response_len(const uint8_t hdr[PROTO_FRAME_HDR], uint32_t *len)
+{
+    return frame_len(hdr, len, PROTO_RESPONSE_MAX);
 }
 
 static void put_len(struct mp_buf *out, size_t start)
@@ -31,11 +42,11 @@ static int frame_begin(msgpack_packer *pk, struct mp_buf *out, size_t *start)
     return pk->callback(pk->data, zero, sizeof zero);
 }
 
-static int frame_finish(struct mp_buf *out, size_t start)
+static int frame_finish(struct mp_buf *out, size_t start, uint32_t max)
 {
     if (out->oom)
         return VC_ENOMEM;
-    if (out->len - start - PROTO_FRAME_HDR > PROTO_FRAME_MAX) {
+    if (out->len - start - PROTO_FRAME_HDR > max) {
         out->len = start;
         return VC_ETOOBIG;
     }
@@ -86,7 +97,7 @@ int proto_request_encode(const struct proto_request *req, struct mp_buf *out,
     default:
         msgpack_pack_nil(&pk);
     }
-    int rv = frame_finish(out, start);
+    int rv = frame_finish(out, start, PROTO_FRAME_MAX);
     if (rv != 0)
         snprintf(errmsg, errlen, "%s", vc_strerror(rv));
     return rv;
@@ -178,7 +189,7 @@ void proto_response_begin(msgpack_packer *pk, struct mp_buf *out,
 
 int proto_response_finish(struct mp_buf *out, size_t start)
 {
-    return frame_finish(out, start);
+    return frame_finish(out, start, PROTO_RESPONSE_MAX);
 }
 
 int proto_response_decode(const void *data, size_t len, msgpack_zone *zone,

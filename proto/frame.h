@@ -18,7 +18,8 @@
 #include "mp.h"
 
 #define PROTO_FRAME_VERSION 1
-#define PROTO_FRAME_MAX (1u << 20)
+#define PROTO_FRAME_MAX (1u << 20)     /* requests */
+#define PROTO_RESPONSE_MAX (64u << 20) /* answers: a list of 65,536 clusters */
 #define PROTO_FRAME_HDR 4
 
 enum proto_op {
@@ -54,8 +55,11 @@ struct proto_response {
     msgpack_object payload;
 };
 
-/* Parses a frame header: 0 and *len, or VC_ETOOBIG. */
+/* Parses a request frame header: 0 and *len (1..PROTO_FRAME_MAX), or
+ * VC_ETOOBIG. */
 int proto_frame_len(const uint8_t hdr[PROTO_FRAME_HDR], uint32_t *len);
+/* Same for an answer: 1..PROTO_RESPONSE_MAX. */
+int proto_response_len(const uint8_t hdr[PROTO_FRAME_HDR], uint32_t *len);
 
 /* Appends header + request. Returns 0, VC_EINVAL (errmsg says why) or
  * VC_ENOMEM. */

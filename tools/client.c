@@ -422,7 +422,7 @@ int client_recv(struct client *cl, struct client_response *r, uint64_t deadline,
     int rv = read_all(cl->fd, (char *)hdr, sizeof hdr, deadline);
     if (rv != 0)
         return io_failed(cl, rv, "waiting for the answer", errmsg, errlen);
-    if ((rv = proto_frame_len(hdr, &len)) != 0)
+    if ((rv = proto_response_len(hdr, &len)) != 0)
         return decode_failed(cl, rv, errmsg, errlen);
     if (!(r->buf = malloc(len)) || !msgpack_zone_init(&r->zone, 4096)) {
         snprintf(errmsg, errlen, "out of memory for a %u-byte answer", len);
@@ -476,7 +476,7 @@ static int reader_want(const struct client_reader *rd, size_t *want)
     *want = PROTO_FRAME_HDR;
     if (rd->len < PROTO_FRAME_HDR)
         return 0;
-    int rv = proto_frame_len((const uint8_t *)rd->buf, &len);
+    int rv = proto_response_len((const uint8_t *)rd->buf, &len);
     *want = PROTO_FRAME_HDR + (size_t)len;
     return rv;
 }
