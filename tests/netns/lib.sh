@@ -9,8 +9,10 @@ ID=$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')
 PREFIX=vc-test-$ID
 FAILS=0
 CHECKS=0
+TMPD=$(mktemp -d /tmp/vc-netns.XXXXXX)
 
 cleanup() {
+    rm -rf "$TMPD"
     for n in $(ip netns list 2>/dev/null | awk '{print $1}'); do
         case $n in "$PREFIX"-*) ip netns del "$n" 2>/dev/null ;; esac
     done
