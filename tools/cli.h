@@ -139,6 +139,8 @@ bool cli_is_help(const char *arg);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_site(struct cli *c, int argc, char **argv);
 int cmd_cluster(struct cli *c, int argc, char **argv);
+int cmd_host(struct cli *c, int argc, char **argv);
+extern const struct cli_command cmd_host_commands[];
 extern const struct cli_command cmd_site_commands[];
 extern const struct cli_command cmd_cluster_commands[];
 

@@ -20,6 +20,8 @@ static const struct cli_command commands[] = {
     {"site", cmd_site, "list | show NAME", "sites", cmd_site_commands},
     {"cluster", cmd_cluster, "SUBCOMMAND ...", "clusters",
      cmd_cluster_commands},
+    {"host", cmd_host, "SUBCOMMAND ...", "hypervisor hosts and service nodes",
+     cmd_host_commands},
     {"help", cmd_help, "[COMMAND]", "show this help", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
