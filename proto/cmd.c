@@ -94,31 +94,67 @@ int proto_image_parse(const char *s)
     return VC_EINVAL;
 }
 
-/* [A-Za-z0-9._-] as a 256-bit set: names are checked on every encode and
- * decode, and one lookup per byte beats six range compares. */
-static const uint64_t name_chars[4] = {
-    0x03ff600000000000ull, /* - . 0-9 */
-    0x07fffffe87fffffeull, /* A-Z _ a-z */
-};
+/* Names and texts are checked on every encode and decode, a byte set at a
+ * time: eight bytes per word (SWAR). A string's bytes are read as words,
+ * the last overlapping the one before, so every byte is checked at least
+ * once and nothing outside the string is read. */
+#define BYTES(x) (0x0101010101010101ull * (x))
 
-static bool name_char(char c)
+static uint64_t load64(const char *p)
 {
-    unsigned char u = (unsigned char)c;
-    return name_chars[u >> 6] >> (u & 63) & 1;
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static uint64_t load32(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Word i of n (0 <= i < words(n)) of p[0..n), n >= 1. */
+static size_t words(size_t n)
+{
+    return (n + 7) / 8;
+}
+
+static uint64_t word_at(const char *p, size_t n, size_t i)
+{
+    if (n >= 8) /* the last word overlaps the one before it */
+        return load64(p + (i + 1 < words(n) ? 8 * i : n - 8));
+    if (n >= 4)
+        return load32(p) | load32(p + n - 4) << 32;
+    /* 1-3 bytes: first, middle and last, repeated */
+    uint64_t b = (uint8_t)p[0] | (uint64_t)(uint8_t)p[n / 2] << 8 |
+                 (uint64_t)(uint8_t)p[n - 1] << 16;
+    return b | b << 24 | (b & 0xffff) << 48;
+}
+
+/* Per byte of w (all below 0x80): high bit set iff lo <= byte <= hi. */
+#define IN(w, lo, hi) \
+    (((w) + BYTES(0x80 - (lo))) & ~((w) + BYTES(0x7f - (hi))) & BYTES(0x80))
+
+/* All eight bytes of w in [A-Za-z0-9._-]. */
+static bool name_word_ok(uint64_t w)
+{
+    if (w & BYTES(0x80))
+        return false;
+    uint64_t ok = IN(w | BYTES(0x20), 'a', 'z') | IN(w, '0', '9') |
+                  IN(w, '-', '.') | IN(w, '_', '_');
+    return ok == BYTES(0x80);
 }
 
 bool proto_name_ok(struct mp_str s)
 {
-    if (s.n < 1 || s.n > VC_NAME_MAX || !name_char(s.p[0]) ||
-        s.p[0] == '.' || s.p[0] == '_' || s.p[0] == '-')
+    if (s.n < 1 || s.n > VC_NAME_MAX || s.p[0] == '.' || s.p[0] == '_' ||
+        s.p[0] == '-')
         return false;
-    /* No branch per byte: names are short and almost always valid. */
-    uint64_t ok = 1;
-    for (uint32_t i = 1; i < s.n; i++) {
-        unsigned char u = (unsigned char)s.p[i];
-        ok &= name_chars[u >> 6] >> (u & 63);
-    }
-    return ok & 1;
+    bool ok = true;
+    for (size_t i = 0; i < words(s.n); i++)
+        ok &= name_word_ok(word_at(s.p, s.n, i));
+    return ok;
 }
 
 bool proto_ifname_ok(struct mp_str s)
@@ -134,8 +170,6 @@ bool proto_ifname_ok(struct mp_str s)
     return true;
 }
 
-#define BYTES(x) (0x0101010101010101ull * (x))
-
 /* True if some byte of w is below lo (lo <= 0x80), or is 0x7f. */
 static bool word_bad(uint64_t w, uint64_t lo)
 {
@@ -144,24 +178,14 @@ static bool word_bad(uint64_t w, uint64_t lo)
     return below | ((del - BYTES(1)) & ~del & BYTES(0x80));
 }
 
-/* Printable text without control characters; UTF-8 bytes pass. Request
- * ids are checked twice per command: eight bytes at a time. */
+/* Printable text without control characters; UTF-8 bytes pass. */
 static bool text_ok(struct mp_str s, uint32_t max, bool spaces)
 {
-    uint32_t i = 0;
+    bool bad = false;
     if (s.n > max)
         return false;
-    for (; i + 8 <= s.n; i += 8) {
-        uint64_t w;
-        memcpy(&w, s.p + i, sizeof w);
-        if (word_bad(w, spaces ? ' ' : ' ' + 1))
-            return false;
-    }
-    unsigned lo = spaces ? ' ' : ' ' + 1, bad = 0;
-    for (; i < s.n; i++) {
-        unsigned char c = (unsigned char)s.p[i];
-        bad |= (c < lo) | (c == 0x7f);
-    }
+    for (size_t i = 0; s.n && i < words(s.n); i++)
+        bad |= word_bad(word_at(s.p, s.n, i), spaces ? ' ' : ' ' + 1);
     return !bad;
 }
 
