@@ -3,7 +3,8 @@
  * Happy path: accept, read, cut the byte stream into length-prefixed
  * frames, decode each request with the bounded decoder, and hand it to
  * request.c (writes, linearizable reads) or answer at once (status, ping,
- * --stale reads). Answers are written with one uv_write each.
+ * --stale reads). Answers are collected per connection and written with
+ * one uv_write per loop iteration (struct api_conn).
  *
  * Failure modes: an oversized or zero-length frame header -> error answer
  * and close (the stream cannot be resynchronised); a frame whose body does
@@ -30,11 +31,33 @@ struct api_write {
     char *data;
 };
 
+/* A connection and the answers not yet written to it. Answers made in one
+ * loop iteration (a group commit answers a whole batch at once, many over
+ * one forwarding agent's connection) leave in one write, from an idle
+ * callback: it runs before the loop next waits for I/O, and an active
+ * idle handle keeps that wait from blocking. */
+struct api_conn {
+    struct conn c;   /* first: a struct conn * is a struct api_conn * */
+    uv_idle_t flush; /* active while out holds answers */
+    struct mp_buf out;
+    unsigned handles; /* still open; freed when both are closed */
+};
+
 static void conn_closed_cb(uv_handle_t *h)
 {
-    struct conn *c = h->data;
-    free(c->buf);
-    free(c);
+    struct api_conn *ac = h->data;
+    if (--ac->handles > 0)
+        return;
+    free(ac->c.buf);
+    mp_buf_close(&ac->out);
+    free(ac);
+}
+
+/* Closes both handles of a connection that was never linked in. */
+static void conn_discard(struct api_conn *ac)
+{
+    uv_close((uv_handle_t *)&ac->c.h, conn_closed_cb);
+    uv_close((uv_handle_t *)&ac->flush, conn_closed_cb);
 }
 
 static void conn_close(struct conn *c)
@@ -51,7 +74,7 @@ static void conn_close(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     a->nconns--;
-    uv_close((uv_handle_t *)&c->h, conn_closed_cb);
+    conn_discard((struct api_conn *)c);
 }
 
 static void write_cb(uv_write_t *req, int status)
@@ -97,34 +120,44 @@ const char *api_leader_name(struct agent *a)
     return "?";
 }
 
+static void conn_flush_cb(uv_idle_t *h)
+{
+    struct api_conn *ac = h->data;
+    uv_idle_stop(h);
+    if (!ac->c.closing && ac->out.len > 0)
+        send_buf(&ac->c, &ac->out);
+}
+
 void api_reply(struct conn *c, uint32_t seq, int code, const char *msg,
                api_payload_fn payload, void *ctx)
 {
-    struct mp_buf out;
+    struct api_conn *ac = (struct api_conn *)c;
     msgpack_packer pk;
     size_t start;
     if (c->closing)
         return;
-    mp_buf_init(&out);
-    proto_response_begin(&pk, &out, &start, seq, code, msg,
+    proto_response_begin(&pk, &ac->out, &start, seq, code, msg,
                          api_leader_name(c->a));
     if (payload)
         payload(&pk, ctx);
     else
         msgpack_pack_nil(&pk);
-    if (proto_response_finish(&out, start) != 0) {
-        /* Too big or out of memory: say so in a frame that fits. */
-        mp_buf_reset(&out);
-        proto_response_begin(&pk, &out, &start, seq, VC_ETOOBIG,
+    int rv = proto_response_finish(&ac->out, start);
+    if (rv == VC_ETOOBIG) {
+        /* The frame was cut off again: say so in one that fits. */
+        proto_response_begin(&pk, &ac->out, &start, seq, VC_ETOOBIG,
                              "answer too large; ask for one entity", "");
         msgpack_pack_nil(&pk);
-        if (proto_response_finish(&out, start) != 0) {
-            mp_buf_close(&out);
-            conn_close(c);
-            return;
-        }
+        rv = proto_response_finish(&ac->out, start);
     }
-    send_buf(c, &out);
+    if (rv != 0) {
+        /* Out of memory: the buffered answers cannot be trusted; the
+         * client sees the connection close and retries by request id. */
+        conn_close(c);
+        return;
+    }
+    if (!uv_is_active((uv_handle_t *)&ac->flush))
+        uv_idle_start(&ac->flush, conn_flush_cb);
 }
 
 static void pack_status(msgpack_packer *pk, void *ctx)
@@ -285,17 +318,21 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void accept_conn(uv_stream_t *server, bool tcp)
 {
     struct agent *a = server->data;
-    struct conn *c = calloc(1, sizeof *c);
-    if (!c)
+    struct api_conn *ac = calloc(1, sizeof *ac);
+    if (!ac)
         return;
+    struct conn *c = &ac->c;
     c->a = a;
     if (tcp)
         uv_tcp_init(a->loop, &c->h.tcp);
     else
         uv_pipe_init(a->loop, &c->h.pipe, 0);
-    c->h.stream.data = c;
+    uv_idle_init(a->loop, &ac->flush);
+    c->h.stream.data = ac->flush.data = ac;
+    ac->handles = 2;
+    mp_buf_init(&ac->out);
     if (uv_accept(server, &c->h.stream) != 0) {
-        uv_close((uv_handle_t *)&c->h, conn_closed_cb);
+        conn_discard(ac);
         return;
     }
     if (tcp) {
@@ -316,7 +353,7 @@ static void accept_conn(uv_stream_t *server, bool tcp)
     if (a->nconns >= MAX_CONNS || a->stopping) {
         log_warn("client %s refused: %u connections open", c->peer,
                  a->nconns);
-        uv_close((uv_handle_t *)&c->h, conn_closed_cb);
+        conn_discard(ac);
         return;
     }
     c->next = a->conns;
