@@ -19,6 +19,7 @@
 #include "consensus.h"
 #include "fsm.h"
 #include "map.h"
+#include "reconcile.h"
 
 struct agent;
 struct request;
@@ -142,6 +143,7 @@ struct agent {
     uint64_t barrier_issued, barrier_done;
     bool barrier_inflight;
 
+    struct reconcile rec;
     struct peer peers[VC_SITES_MAX];
     uint64_t id_counter;
 
@@ -172,6 +174,10 @@ void request_close_all(struct agent *a, int code, const char *msg);
 void request_start(struct agent *a, struct conn *conn,
                    const struct proto_request *req, request_done_fn done,
                    void *done_data);
+/* Submits a command of the agent's own (sweep, registration, reports);
+ * done(r, code, res) fires once with data in r->done_data. */
+void request_internal(struct agent *a, const struct proto_cmd *cmd,
+                      request_done_fn done, void *data);
 void request_on_apply(struct agent *a, const struct proto_cmd *cmd,
                       const struct proto_result *res);
 void request_flush(struct agent *a);

@@ -225,8 +225,26 @@ static int k_uplink(struct config *c, const char *v, char *e, size_t l)
     return 0;
 }
 
+static int k_switch(struct config *c, const char *v, char *e, size_t l)
+{
+    return set_str(c->switch_cfg, sizeof c->switch_cfg, v, e, l);
+}
+
+static int k_drift(struct config *c, const char *v, char *e, size_t l)
+{
+    static const char *modes[] = {"off", "report", "repair"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(v, modes[i])) {
+            c->drift = i;
+            return 0;
+        }
+    snprintf(e, l, "\"%s\" is not off, report or repair", v);
+    return VC_EINVAL;
+}
+
 static int k_managed(struct config *c, const char *v, char *e, size_t l)
 {
+    c->managed_set = true;
     if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
         c->managed = true;
     else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0"))
@@ -251,6 +269,7 @@ UINT_KEY(k_sweep, sweep_interval_ms, 100, 3600000)
 UINT_KEY(k_req_timeout, request_timeout_ms, 100, 600000)
 UINT_KEY(k_max_batch, max_batch, 1, VC_BATCH_MAX)
 UINT_KEY(k_demote_after, demote_after_ms, 100, 86400000)
+UINT_KEY(k_reconcile_interval, reconcile_interval_ms, 100, 3600000)
 
 static int k_log_level(struct config *c, const char *v, char *e, size_t l)
 {
@@ -278,8 +297,16 @@ static const struct key keys[] = {
     {"vlans", "this site's VLAN pool, e.g. 100-999,2000-2999 (required)",
      k_vlans},
     {"uplink", "xponder | vpls | qinq:SVLAN (default xponder)", k_uplink},
-    {"managed", "yes if this site reports applied configuration (default no)",
+    {"managed", "yes if this site reports applied configuration (default: "
+                "yes with a switch, else no)",
      k_managed},
+    {"switch", "edge switch driver, e.g. linuxbridge:br0:uplink=up0:h1=p1 "
+               "or dryrun",
+     k_switch},
+    {"drift", "off | report | repair (default repair)", k_drift},
+    {"reconcile-interval", "ms between timed reconcile passes (default "
+                           "5000)",
+     k_reconcile_interval},
     {"election-timeout", "ms (default 200)", k_election},
     {"heartbeat-timeout", "ms (default 40)", k_heartbeat},
     {"snapshot-threshold", "entries between snapshots (default 4096)",
@@ -314,6 +341,8 @@ static void defaults(struct config *c)
     c->request_timeout_ms = 10000;
     c->max_batch = 1024;
     c->voters = 3;
+    c->drift = 2; /* repair */
+    c->reconcile_interval_ms = 5000;
     c->demote_after_ms = 30000;
     c->log_level = LOG_INFO;
 }
@@ -433,6 +462,8 @@ static int check_required(struct config *c, char *err, size_t len)
                  c->heartbeat_timeout_ms, c->election_timeout_ms);
         return VC_EINVAL;
     }
+    if (!c->managed_set)
+        c->managed = c->switch_cfg[0] != '\0';
     if (!c->advertise[0])
         snprintf(c->advertise, sizeof c->advertise, "%s", c->api);
     if (!c->unix_path[0] &&
@@ -507,6 +538,9 @@ void config_print(const struct config *c, void *file)
     fprintf(f, "site = %s\ndata-dir = %s\npeer = %s\napi = %s\n"
                "advertise = %s\nunix = %s\n",
             c->site, c->data_dir, c->peer, c->api, c->advertise, c->unix_path);
+    static const char *drift[] = {"off", "report", "repair"};
+    fprintf(f, "switch = %s\ndrift = %s\nreconcile-interval = %u\n",
+            c->switch_cfg, drift[c->drift], c->reconcile_interval_ms);
     fprintf(f, "join = %s\nvoters = %u\ndemote-after = %u\n", c->join,
             c->voters, c->demote_after_ms);
     fprintf(f, "bootstrap = ");

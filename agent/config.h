@@ -38,6 +38,10 @@ struct config {
     uint8_t uplink;
     uint16_t svlan;
     bool managed;
+    bool managed_set;            /* given explicitly */
+    char switch_cfg[512];        /* edge switch driver, "" if none */
+    int drift;                   /* enum reconcile_drift */
+    unsigned reconcile_interval_ms;
     unsigned election_timeout_ms;
     unsigned heartbeat_timeout_ms;
     unsigned snapshot_threshold;

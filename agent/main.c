@@ -46,8 +46,11 @@ uint64_t agent_wall_ms(struct agent *a)
 static void on_apply(void *data, const struct proto_cmd *cmd,
                      const struct proto_result *r)
 {
-    members_on_apply(data, cmd, r);
-    request_on_apply(data, cmd, r);
+    struct agent *a = data;
+    members_on_apply(a, cmd, r);
+    if (cmd->type != PROTO_CMD_APPLY_REPORT || r->code == 0)
+        reconcile_kick(&a->rec);
+    request_on_apply(a, cmd, r);
 }
 
 static void on_fatal(void *data, const char *why)
@@ -61,17 +64,6 @@ static void on_fatal(void *data, const char *why)
 }
 
 /* --- internal commands ------------------------------------------------- */
-
-static void submit_internal(struct agent *a, const struct proto_cmd *cmd,
-                            request_done_fn done)
-{
-    struct proto_request req;
-    memset(&req, 0, offsetof(struct proto_request, cmd));
-    req.op = PROTO_OP_SUBMIT;
-    req.cmd = *cmd;
-    req.name = mp_cstr("");
-    request_start(a, NULL, &req, done, a);
-}
 
 static void sweep_done(struct request *r, int code,
                        const struct proto_result *res)
@@ -101,7 +93,7 @@ static void maybe_sweep(struct agent *a, uint64_t now)
     struct proto_cmd cmd;
     proto_cmd_init(&cmd, PROTO_CMD_LEASE_SWEEP);
     a->sweeping = true;
-    submit_internal(a, &cmd, sweep_done);
+    request_internal(a, &cmd, sweep_done, a);
 }
 
 static char last_register_err[VC_MSG_MAX + 1];
@@ -171,7 +163,7 @@ static void maybe_register(struct agent *a, uint64_t now)
     cmd.svlan = a->cfg.svlan;
     cmd.managed = a->cfg.managed;
     a->registering = true;
-    submit_internal(a, &cmd, register_done);
+    request_internal(a, &cmd, register_done, a);
 }
 
 /* --- loop duties ------------------------------------------------------- */
@@ -209,6 +201,7 @@ static void tick_cb(uv_timer_t *t)
     maybe_register(a, now);
     members_tick(a, now);
     join_tick(a, now);
+    reconcile_tick(&a->rec, now);
 }
 
 static void flush_cb(uv_check_t *h)
@@ -244,6 +237,7 @@ static void shutdown_finish(struct agent *a)
                       "agent is shutting down; retry at another site");
     peer_close_all(a);
     join_close(a);
+    reconcile_close(&a->rec);
     uv_timer_stop(&a->tick);
     uv_check_stop(&a->flush);
     consensus_close(&a->cons, consensus_closed_cb);
@@ -300,6 +294,10 @@ static int run(struct agent *a)
     if (fsm_init(&a->fsm) != 0 || request_init(a) != 0) {
         log_error("out of memory");
         return 1;
+    }
+    if (reconcile_init(&a->rec, a, err, sizeof err) != 0) {
+        log_error("config: switch: %s", err);
+        return 2;
     }
     rv = consensus_start(&a->cons, a->loop, &a->cfg, &a->fsm, on_apply,
                          on_fatal, a, err, sizeof err);

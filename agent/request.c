@@ -367,6 +367,17 @@ void request_start(struct agent *a, struct conn *conn,
     route(r);
 }
 
+void request_internal(struct agent *a, const struct proto_cmd *cmd,
+                      request_done_fn done, void *data)
+{
+    struct proto_request req;
+    memset(&req, 0, offsetof(struct proto_request, cmd));
+    req.op = PROTO_OP_SUBMIT;
+    req.cmd = *cmd;
+    req.name = req.peer = mp_cstr("");
+    request_start(a, NULL, &req, done, data);
+}
+
 void request_on_apply(struct agent *a, const struct proto_cmd *cmd,
                       const struct proto_result *res)
 {
