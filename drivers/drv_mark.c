@@ -23,7 +23,7 @@ static int field(const char **p, const char *key, char *out, size_t outlen)
         return -1;
     const char *v = *p + klen + 1;
     size_t n = strcspn(v, ":");
-    if (n == 0 || n >= outlen)
+    if (n == 0 || n >= outlen || (v[n] == ':' && !v[n + 1]))
         return -1;
     memcpy(out, v, n);
     out[n] = '\0';

@@ -5,8 +5,7 @@
 # 2. this kernel has veth, 802.1Q VLAN devices and bridge VLAN filtering:
 #    run SCRIPT here with DRVCTL (the sanitized build);
 # 3. otherwise, if user-mode Linux is installed (Debian: user-mode-linux,
-#    busybox-static), boot it with this machine's root filesystem (hostfs),
-#    load its bridge/8021q/veth modules and run SCRIPT there with
+#    busybox-static), run SCRIPT there through uml-run.sh with
 #    DRVCTL_PLAIN (ASan does not work in a UML process);
 # 4. otherwise skip, naming the missing kernel features.
 # The scripts create their own namespaces (vc-test-*) and remove them on
@@ -37,45 +36,9 @@ if [ -z "$missing" ]; then
     DRVCTL=$drvctl LIB=$here/lib.sh exec sh "$script"
 fi
 
-uml=$(command -v linux.uml || command -v linux || true)
-if [ -z "$uml" ] || ! command -v busybox >/dev/null; then
+if ! command -v linux.uml >/dev/null && ! command -v linux >/dev/null; then
     skip "this kernel lacks:$missing; install user-mode-linux and" \
          "busybox-static (tools/setup-deps.sh) to run these tests in UML"
 fi
-
-tmp=$(mktemp -d /tmp/vc-uml.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-cat > "$tmp/init" <<EOF2
-#!/bin/sh
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t tmpfs run /run
-mount -t devtmpfs dev /dev 2>/dev/null
-M=/usr/lib/uml/modules/\$(uname -r)
-load() {
-    line=\$(grep "^kernel/.*/\$1.ko:" \$M/modules.dep) || return 0
-    for d in \$(echo "\${line#*:}" | tr ' ' '\n' | tac); do
-        busybox insmod \$M/\$d 2>/dev/null
-    done
-    busybox insmod \$M/\${line%%:*} 2>/dev/null
-}
-for m in bridge 8021q veth; do load \$m; done
-ip link set lo up
-cd "$PWD"
-VC_IN_UML=1 sh "$0" "$script" "$drvctl" "$plain" > "$tmp/out" 2>&1
-echo \$? > "$tmp/rc"
-busybox poweroff -f
-EOF2
-chmod +x "$tmp/init"
-echo "this kernel lacks:$missing; running in user-mode Linux ($uml)"
-timeout 280 "$uml" mem=768M root=/dev/root rootfstype=hostfs rootflags=/ rw \
-    init="$tmp/init" uml_dir="$tmp" con=null con0=null,fd:2 quiet \
-    </dev/null >/dev/null 2>"$tmp/console" || true
-cat "$tmp/out" 2>/dev/null
-if [ ! -f "$tmp/rc" ]; then
-    echo "user-mode Linux did not finish the test; console:"
-    tail -40 "$tmp/console"
-    exit 1
-fi
-exit "$(cat "$tmp/rc")"
+echo "this kernel lacks:$missing; running in user-mode Linux"
+exec "$here/uml-run.sh" sh "$here/run.sh" "$script" "$drvctl" "$plain"
