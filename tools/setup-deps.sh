@@ -10,6 +10,9 @@ set -eu
 RAFT_MIN=0.22.1
 BASE_PKGS="build-essential meson ninja-build pkg-config libuv1-dev libsodium-dev \
 libmsgpack-dev libcmocka-dev libmnl-dev libinih-dev iproute2 clang python3"
+# tests/netns boot user-mode Linux (with busybox for its init) where the
+# running kernel lacks 802.1Q VLAN devices or bridge VLAN filtering.
+NETNS_PKGS="user-mode-linux busybox-static"
 BPO_LIST=/etc/apt/sources.list.d/bookworm-backports.sources
 
 need_root() {
@@ -36,7 +39,7 @@ apt_update() {
     [ "$updated" = 1 ] || { apt-get update -qq >&2; updated=1; }
 }
 
-miss=$(missing $BASE_PKGS)
+miss=$(missing $BASE_PKGS $NETNS_PKGS)
 if [ -n "$miss" ]; then
     need_root $miss
     apt_update
