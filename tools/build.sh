@@ -6,7 +6,17 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$top/build}
 [ $# -gt 0 ] && shift
 "$top/tools/setup-deps.sh"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 if [ ! -f "$dir/build.ninja" ]; then
-    meson setup "$dir" "$top" "$@" >/dev/null
+    if ! meson setup "$dir" "$top" "$@" >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "build: meson setup failed" >&2
+        exit 1
+    fi
 fi
-ninja -C "$dir" >/dev/null
+if ! ninja -C "$dir" >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "build: compilation failed" >&2
+    exit 1
+fi
