@@ -272,9 +272,9 @@ static struct msg_out msg_start(struct proto_result *r)
 
 static inline void msg_put(struct msg_out *o, const char *s, size_t n)
 {
-    if (n > o->left) /* rare: keep the copy below of constant size */
+    if (n > o->left) /* truncated, as snprintf */
         n = o->left;
-    memcpy(o->p, s, n);
+    mp_copy_short((uint8_t *)o->p, s, n);
     o->p += n;
     o->left -= n;
 }

@@ -170,6 +170,16 @@ bool proto_ifname_ok(struct mp_str s)
     return true;
 }
 
+/* a == b for valid names (1..VC_NAME_MAX bytes), a word at a time: the
+ * same words of equal-length strings cover the same bytes. */
+static bool same_name(struct mp_str a, struct mp_str b)
+{
+    bool same = a.n == b.n;
+    for (size_t i = 0; same && i < words(a.n); i++)
+        same = word_at(a.p, a.n, i) == word_at(b.p, b.n, i);
+    return same;
+}
+
 /* True if some byte of w is below lo (lo <= 0x80), or is 0x7f. */
 static bool word_bad(uint64_t w, uint64_t lo)
 {
@@ -205,8 +215,7 @@ static int check_sites(const struct proto_cmd *c, char *errmsg,
             BAD("sites: bad site name \"%.*s\"", (int)c->sites[i].n,
                 c->sites[i].p);
         for (uint32_t j = 0; j < i; j++)
-            if (c->sites[j].n == c->sites[i].n &&
-                memcmp(c->sites[j].p, c->sites[i].p, c->sites[i].n) == 0)
+            if (same_name(c->sites[j], c->sites[i]))
                 BAD("sites: \"%.*s\" listed twice", (int)c->sites[i].n,
                     c->sites[i].p);
     }

@@ -118,6 +118,30 @@ static inline void mp_put_bool(struct mp_buf *b, bool v)
         p[0] = v ? 0xc3 : 0xc2, b->len += 1;
 }
 
+/* memcpy for the short strings of commands without a libc call: two
+ * overlapping loads and stores cover 4..16 bytes, staying inside both. */
+static inline void mp_copy_short(uint8_t *d, const char *s, size_t n)
+{
+    uint64_t a, z;
+    uint32_t x, y;
+    if (n > 16) {
+        memcpy(d, s, n);
+    } else if (n >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&z, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &z, 8);
+    } else if (n >= 4) {
+        memcpy(&x, s, 4);
+        memcpy(&y, s + n - 4, 4);
+        memcpy(d, &x, 4);
+        memcpy(d + n - 4, &y, 4);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            d[i] = (uint8_t)s[i];
+    }
+}
+
 static inline void mp_put_str(struct mp_buf *b, struct mp_str s)
 {
     uint8_t *p = mp_buf_room(b, 5 + (size_t)s.n);
@@ -132,8 +156,7 @@ static inline void mp_put_str(struct mp_buf *b, struct mp_str s)
         h = mp_store_be(p, 0xda, s.n, 2);
     else
         h = mp_store_be(p, 0xdb, s.n, 4);
-    if (s.n)
-        memcpy(p + h, s.p, s.n);
+    mp_copy_short(p + h, s.p, s.n);
     b->len += h + s.n;
 }
 
