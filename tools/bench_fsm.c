@@ -353,7 +353,7 @@ int main(int argc, char **argv)
     decoded = xcalloc(o.batch, sizeof *decoded);
     results = xcalloc(o.batch, sizeof *results);
     mp_buf_init(&buf);
-    msgpack_zone_init(&zone, 4096);
+    msgpack_zone_init(&zone, 64 * 1024); /* as agent/consensus.c */
     report(&o, 1, run(&o, 1));
     if (o.batch > 1)
         report(&o, o.batch, run(&o, o.batch));
