@@ -94,10 +94,10 @@ int proto_image_parse(const char *s)
     return VC_EINVAL;
 }
 
-/* Names and texts are checked on every encode and decode, a byte set at a
- * time: eight bytes per word (SWAR). A string's bytes are read as words,
- * the last overlapping the one before, so every byte is checked at least
- * once and nothing outside the string is read. */
+/* Names and texts are checked on every encode and decode, eight bytes
+ * per word (SWAR). A string is read as whole words plus its last eight
+ * bytes (overlapping), or as short_word() if shorter: every byte is
+ * checked at least once and nothing outside the string is read. */
 #define BYTES(x) (0x0101010101010101ull * (x))
 
 static uint64_t load64(const char *p)
@@ -114,19 +114,14 @@ static uint64_t load32(const char *p)
     return v;
 }
 
-/* Word i of n (0 <= i < words(n)) of p[0..n), n >= 1. */
-static size_t words(size_t n)
+/* p[0..n), 1 <= n <= 8, as one word: two overlapping 4-byte loads, or the
+ * first, middle and last byte repeated. Every byte is in it. */
+static uint64_t short_word(const char *p, size_t n)
 {
-    return (n + 7) / 8;
-}
-
-static uint64_t word_at(const char *p, size_t n, size_t i)
-{
-    if (n >= 8) /* the last word overlaps the one before it */
-        return load64(p + (i + 1 < words(n) ? 8 * i : n - 8));
+    if (n == 8)
+        return load64(p);
     if (n >= 4)
         return load32(p) | load32(p + n - 4) << 32;
-    /* 1-3 bytes: first, middle and last, repeated */
     uint64_t b = (uint8_t)p[0] | (uint64_t)(uint8_t)p[n / 2] << 8 |
                  (uint64_t)(uint8_t)p[n - 1] << 16;
     return b | b << 24 | (b & 0xffff) << 48;
@@ -151,9 +146,12 @@ bool proto_name_ok(struct mp_str s)
     if (s.n < 1 || s.n > VC_NAME_MAX || s.p[0] == '.' || s.p[0] == '_' ||
         s.p[0] == '-')
         return false;
-    bool ok = true;
-    for (size_t i = 0; i < words(s.n); i++)
-        ok &= name_word_ok(word_at(s.p, s.n, i));
+    if (s.n <= 8)
+        return name_word_ok(short_word(s.p, s.n));
+    /* Whole words, then the last eight bytes (overlapping). */
+    bool ok = name_word_ok(load64(s.p + s.n - 8));
+    for (size_t i = 0; i + 8 < s.n; i += 8)
+        ok &= name_word_ok(load64(s.p + i));
     return ok;
 }
 
@@ -174,9 +172,13 @@ bool proto_ifname_ok(struct mp_str s)
  * same words of equal-length strings cover the same bytes. */
 static bool same_name(struct mp_str a, struct mp_str b)
 {
-    bool same = a.n == b.n;
-    for (size_t i = 0; same && i < words(a.n); i++)
-        same = word_at(a.p, a.n, i) == word_at(b.p, b.n, i);
+    if (a.n != b.n)
+        return false;
+    if (a.n <= 8)
+        return short_word(a.p, a.n) == short_word(b.p, b.n);
+    bool same = load64(a.p + a.n - 8) == load64(b.p + a.n - 8);
+    for (size_t i = 0; same && i + 8 < a.n; i += 8)
+        same = load64(a.p + i) == load64(b.p + i);
     return same;
 }
 
@@ -191,11 +193,14 @@ static bool word_bad(uint64_t w, uint64_t lo)
 /* Printable text without control characters; UTF-8 bytes pass. */
 static bool text_ok(struct mp_str s, uint32_t max, bool spaces)
 {
-    bool bad = false;
+    uint64_t lo = spaces ? ' ' : ' ' + 1;
     if (s.n > max)
         return false;
-    for (size_t i = 0; s.n && i < words(s.n); i++)
-        bad |= word_bad(word_at(s.p, s.n, i), spaces ? ' ' : ' ' + 1);
+    if (s.n <= 8)
+        return s.n == 0 || !word_bad(short_word(s.p, s.n), lo);
+    bool bad = word_bad(load64(s.p + s.n - 8), lo);
+    for (size_t i = 0; i + 8 < s.n; i += 8)
+        bad |= word_bad(load64(s.p + i), lo);
     return !bad;
 }
 
