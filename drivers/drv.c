@@ -140,15 +140,16 @@ int drv_converge(struct drv *d, const struct drv_io *io, bool brvlan,
             return rc;
     }
     drv_op_format(&d->plan.v[0], line, sizeof line);
-    snprintf(errmsg, errlen, "no convergence after %d rounds: still wants "
-             "\"%s\" and %zu more", DRV_ROUNDS_MAX, line, d->plan.n - 1);
+    snprintf(errmsg, errlen,
+             "no convergence after %d rounds: still wants "
+             "\"%s\" and %zu more",
+             DRV_ROUNDS_MAX, line, d->plan.n - 1);
     return -EIO;
 }
 
 /* --- public wrappers ----------------------------------------------------- */
 
-int drv_open(const char *config, struct drv **out, char *errmsg,
-             size_t errlen)
+int drv_open(const char *config, struct drv **out, char *errmsg, size_t errlen)
 {
     *out = NULL;
     if (!config)
@@ -163,8 +164,10 @@ int drv_open(const char *config, struct drv **out, char *errmsg,
             drv_errwrap(errmsg, errlen, "%s", (*c)->name);
         return rc;
     }
-    snprintf(errmsg, errlen, "driver \"%.*s\": unknown (host, linuxbridge, "
-             "dryrun)", (int)(n > 32 ? 32 : n), config);
+    snprintf(errmsg, errlen,
+             "driver \"%.*s\": unknown (host, linuxbridge, "
+             "dryrun)",
+             (int)(n > 32 ? 32 : n), config);
     return -EINVAL;
 }
 
@@ -224,8 +227,8 @@ int drv_switch_apply(struct drv *d, const struct drv_switch_state *want,
     return rc;
 }
 
-int drv_host_read(struct drv *d, const char *trunk,
-                  struct drv_host_state **out, char *errmsg, size_t errlen)
+int drv_host_read(struct drv *d, const char *trunk, struct drv_host_state **out,
+                  char *errmsg, size_t errlen)
 {
     *out = NULL;
     if (!d->cls->host_read)
@@ -237,8 +240,7 @@ int drv_host_read(struct drv *d, const char *trunk,
 }
 
 int drv_switch_read(struct drv *d, const struct vlanset *managed,
-                    struct drv_switch_state **out, char *errmsg,
-                    size_t errlen)
+                    struct drv_switch_state **out, char *errmsg, size_t errlen)
 {
     *out = NULL;
     if (!d->cls->switch_read)

@@ -31,7 +31,12 @@
  * one exception: the VM interfaces named by attachments are enslaved to
  * (and released from) our bridges, nothing else about them is touched.
  * Unmarked links that hold a name we need are reported (-EEXIST), never
- * replaced.
+ * replaced. The kernel cannot set an alias when it creates a link, so a
+ * driver creates its links in link group DRV_NEW_GROUP (set atomically
+ * with the creation) and moves them to group 0 in the request that
+ * writes the mark: a crash in between leaves a link the driver still
+ * recognizes as its own, and completes or removes, instead of an orphan
+ * that would block the name forever.
  *
  * Switch VLAN membership cannot carry a mark, so the switch rule is: a
  * driver adds the desired VIDs and removes from the managed ports (mapped
@@ -72,11 +77,12 @@
 #include "../proto/vlanset.h"
 
 #define DRV_MARK_PREFIX "virtcloud:"
-#define DRV_ALIAS_MAX 127       /* longest mark we write */
-#define DRV_ERRMSG_MAX 512      /* a comfortable errmsg buffer */
+#define DRV_ALIAS_MAX 127  /* longest mark we write */
+#define DRV_ERRMSG_MAX 512 /* a comfortable errmsg buffer */
 #define DRV_PATTERN_DEFAULT "vc%u"
-#define DRV_PATTERN_MAX 15      /* a pattern is itself at most IFNAMSIZ-1 */
+#define DRV_PATTERN_MAX 15          /* a pattern is itself at most IFNAMSIZ-1 */
 #define DRV_TRASH_GROUP 0x76630001u /* link group: staging for bulk delete */
+#define DRV_NEW_GROUP 0x76630002u   /* link group: created, not yet marked */
 
 enum drv_role { DRV_ROLE_HOST = 1, DRV_ROLE_SWITCH = 2 };
 
@@ -87,54 +93,54 @@ enum drv_role { DRV_ROLE_HOST = 1, DRV_ROLE_SWITCH = 2 };
 
 /* One cluster VLAN on a hypervisor host. */
 struct drv_host_vlan {
-    uint16_t vid;          /* 1..4094, unique within the state */
-    const char *cluster;   /* written in the mark; proto_name_ok() */
+    uint16_t vid;              /* 1..4094, unique within the state */
+    const char *cluster;       /* written in the mark; proto_name_ok() */
     const char *const *ifaces; /* VM interfaces to enslave to the bridge;
                                   NULL iff nifaces == 0 */
     uint32_t nifaces;
 };
 
 struct drv_host_state {
-    const char *trunk;     /* the host's trunk interface; never NULL.
-                              May be missing on the host only if nvlans
-                              is 0 */
+    const char *trunk; /* the host's trunk interface; never NULL.
+                          May be missing on the host only if nvlans
+                          is 0 */
     const struct drv_host_vlan *vlans; /* NULL iff nvlans == 0 */
     uint32_t nvlans;
-    uint64_t index;        /* log index that produced the state; 0: none */
-    bool complete;         /* false: add and repair only, never delete */
+    uint64_t index; /* log index that produced the state; 0: none */
+    bool complete;  /* false: add and repair only, never delete */
 };
 
 /* One cluster VLAN on a site's edge switch. */
 struct drv_switch_vlan {
-    uint16_t vid;          /* 1..4094, in the state's managed set */
-    const char *cluster;   /* for messages only; may be NULL */
+    uint16_t vid;             /* 1..4094, in the state's managed set */
+    const char *cluster;      /* for messages only; may be NULL */
     const char *const *hosts; /* hosts whose trunk port carries the VLAN
                                  (service nodes included by the caller);
                                  NULL iff nhosts == 0 */
     uint32_t nhosts;
-    bool uplink;           /* also carried to the other sites */
+    bool uplink; /* also carried to the other sites */
 };
 
 struct drv_switch_state {
-    uint8_t uplink;        /* enum proto_uplink */
-    uint16_t svlan;        /* outer S-VLAN for UPLINK_QINQ (1..4094);
-                              ignored otherwise */
+    uint8_t uplink;         /* enum proto_uplink */
+    uint16_t svlan;         /* outer S-VLAN for UPLINK_QINQ (1..4094);
+                               ignored otherwise */
     struct vlanset managed; /* VIDs the driver may remove: the site's pool
                                and every VLAN its clusters hold (fsm_site
                                pool | used) */
     const struct drv_switch_vlan *vlans; /* NULL iff nvlans == 0 */
     uint32_t nvlans;
-    uint64_t index;        /* as in drv_host_state */
-    bool complete;         /* as in drv_host_state */
+    uint64_t index; /* as in drv_host_state */
+    bool complete;  /* as in drv_host_state */
 };
 
 /* What an apply did. */
 struct drv_result {
-    unsigned changes;      /* write operations performed; 0: in sync */
-    unsigned missing;      /* VM interfaces named by the state that do not
-                              exist (yet): not an error, retried on the
-                              next apply */
-    char note[128];        /* first missing interface, "" if none */
+    unsigned changes; /* write operations performed; 0: in sync */
+    unsigned missing; /* VM interfaces named by the state that do not
+                         exist (yet): not an error, retried on the
+                         next apply */
+    char note[128];   /* first missing interface, "" if none */
 };
 
 /* --- the vtable ---------------------------------------------------------
@@ -145,9 +151,9 @@ struct drv_result {
 struct drv;
 
 struct drv_class {
-    const char *name;      /* config prefix: "host", "linuxbridge", ... */
-    const char *usage;     /* config syntax, one line */
-    unsigned roles;        /* DRV_ROLE_* bits */
+    const char *name;  /* config prefix: "host", "linuxbridge", ... */
+    const char *usage; /* config syntax, one line */
+    unsigned roles;    /* DRV_ROLE_* bits */
 
     /* Creates an instance from args (the config after "name:", "" if
      * none). Never NULL. On success *out is owned by the caller and freed
@@ -165,8 +171,7 @@ struct drv_class {
      * unmarked interfaces enslaved to it. *out is owned by the caller
      * (drv_host_state_free). NULL iff host_apply is NULL. */
     int (*host_read)(struct drv *d, const char *trunk,
-                     struct drv_host_state **out, char *errmsg,
-                     size_t errlen);
+                     struct drv_host_state **out, char *errmsg, size_t errlen);
 
     /* NULL if the class lacks DRV_ROLE_SWITCH. want is borrowed. */
     int (*switch_apply)(struct drv *d, const struct drv_switch_state *want,
@@ -188,8 +193,7 @@ extern const struct drv_class *const drv_classes[];
 /* Opens config (e.g. "linuxbridge:br0:uplink=eth0:h1=swp1"). Returns 0
  * with *out owned by the caller (drv_close), or -EINVAL for an unknown
  * class or bad arguments, or the back-end's error; errmsg says why. */
-int drv_open(const char *config, struct drv **out, char *errmsg,
-             size_t errlen);
+int drv_open(const char *config, struct drv **out, char *errmsg, size_t errlen);
 
 /* Frees d. drv_close(NULL) is a no-op. */
 void drv_close(struct drv *d);
@@ -211,11 +215,10 @@ int drv_switch_apply(struct drv *d, const struct drv_switch_state *want,
                      struct drv_result *res, char *errmsg, size_t errlen);
 
 /* Read-backs, see struct drv_class. *out is NULL on error. */
-int drv_host_read(struct drv *d, const char *trunk,
-                  struct drv_host_state **out, char *errmsg, size_t errlen);
+int drv_host_read(struct drv *d, const char *trunk, struct drv_host_state **out,
+                  char *errmsg, size_t errlen);
 int drv_switch_read(struct drv *d, const struct vlanset *managed,
-                    struct drv_switch_state **out, char *errmsg,
-                    size_t errlen);
+                    struct drv_switch_state **out, char *errmsg, size_t errlen);
 
 /* Free a read-back state and everything it points to. NULL is a no-op.
  * Never pass a caller-built desired state. */

@@ -29,7 +29,7 @@
 #define SW_UPLINK "uplink0"
 
 struct dryrun {
-    struct drv base;       /* first */
+    struct drv base; /* first */
     unsigned latency_ms;
     double fail_rate;
     uint64_t rng;
@@ -142,11 +142,13 @@ static int sim_add(struct dryrun *r, const struct drv_op *op)
         return -ENODEV;
     if (op->master > 0 && !by_index(r, op->master))
         return -ENODEV;
-    struct drv_link *k = new_link(r, op->name, op->type == DRV_OP_ADD_VLAN
-                                                   ? DRV_KIND_VLAN
-                                                   : DRV_KIND_BRIDGE);
+    struct drv_link *k =
+        new_link(r, op->name,
+                 op->type == DRV_OP_ADD_VLAN ? DRV_KIND_VLAN : DRV_KIND_BRIDGE);
     if (!k)
         return -ENOMEM;
+    if (op->group >= 0)
+        k->group = (uint32_t)op->group;
     if (op->type == DRV_OP_ADD_VLAN) {
         k->link = op->link;
         k->vid = op->vid;
@@ -234,7 +236,8 @@ static int sim(struct dryrun *r, const struct drv_op *op)
     return -EINVAL;
 }
 
-/* --- drv_io ---------------------------------------------------------------- */
+/* --- drv_io ----------------------------------------------------------------
+ */
 
 static int dryrun_dump(struct drv *d, bool brvlan, struct drv_links *out,
                        char *errmsg, size_t errlen)
@@ -261,8 +264,7 @@ nomem:
 }
 
 static int dryrun_exec(struct drv *d, const struct drv_op *ops, size_t n,
-                       uint8_t *ok, size_t *failed, char *errmsg,
-                       size_t errlen)
+                       uint8_t *ok, size_t *failed, char *errmsg, size_t errlen)
 {
     struct dryrun *r = (struct dryrun *)d;
     char line[384];
@@ -284,7 +286,8 @@ static int dryrun_exec(struct drv *d, const struct drv_op *ops, size_t n,
 
 static const struct drv_io dryrun_io = {dryrun_dump, dryrun_exec};
 
-/* --- cabling on demand ----------------------------------------------------- */
+/* --- cabling on demand -----------------------------------------------------
+ */
 
 static int ensure(struct dryrun *r, const char *name, const char *master)
 {
@@ -349,7 +352,8 @@ static int cable_switch(struct dryrun *r, const struct drv_switch_state *w)
     return rc;
 }
 
-/* --- the class --------------------------------------------------------------- */
+/* --- the class ---------------------------------------------------------------
+ */
 
 static int parse_args(struct dryrun *r, const char *args, char *errmsg,
                       size_t errlen)
@@ -498,8 +502,7 @@ static int dryrun_switch_read(struct drv *d, const struct vlanset *managed,
 {
     struct dryrun *r = (struct dryrun *)d;
     int rc = dryrun_dump(d, true, &d->links, errmsg, errlen);
-    if (rc == 0 &&
-        (rc = drv_read_switch(&r->scfg, managed, &d->links, out)))
+    if (rc == 0 && (rc = drv_read_switch(&r->scfg, managed, &d->links, out)))
         snprintf(errmsg, errlen, "read-back: out of memory");
     return rc;
 }
@@ -516,7 +519,8 @@ const struct drv_class drv_dryrun_class = {
     .switch_read = dryrun_switch_read,
 };
 
-/* --- hooks ------------------------------------------------------------------- */
+/* --- hooks -------------------------------------------------------------------
+ */
 
 static struct dryrun *as_dryrun(struct drv *d)
 {

@@ -14,7 +14,7 @@
 #include "drv_nl.h"
 
 struct host {
-    struct drv base;       /* first: a struct drv * is a struct host * */
+    struct drv base; /* first: a struct drv * is a struct host * */
     struct drv_host_cfg cfg;
     struct drv_nl nl;
 };
@@ -81,8 +81,7 @@ static int host_apply(struct drv *d, const struct drv_host_state *want,
 {
     struct host *h = (struct host *)d;
     struct host_plan_arg a = {&h->cfg, want};
-    return drv_converge(d, &host_io, false, host_plan, &a, res, errmsg,
-                        errlen);
+    return drv_converge(d, &host_io, false, host_plan, &a, res, errmsg, errlen);
 }
 
 static int host_read(struct drv *d, const char *trunk,

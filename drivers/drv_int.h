@@ -15,9 +15,9 @@
 
 struct drv {
     const struct drv_class *cls;
-    char label[64];        /* "linuxbridge br0": prefix of errmsg */
+    char label[64]; /* "linuxbridge br0": prefix of errmsg */
     bool log_on;
-    char *log;             /* owned; log_len bytes + NUL */
+    char *log; /* owned; log_len bytes + NUL */
     size_t log_len, log_cap;
     struct drv_links links; /* scratch snapshot, reused between applies */
     struct drv_plan plan;   /* scratch plan */
@@ -33,13 +33,13 @@ void drv_base_close(struct drv *d);
 struct drv_io {
     /* Replaces *out (reset it first) by a snapshot of the links, indexed
      * with drv_links_index. brvlan: with bridge port VLANs (pv). */
-    int (*dump)(struct drv *d, bool brvlan, struct drv_links *out,
-                char *errmsg, size_t errlen);
+    int (*dump)(struct drv *d, bool brvlan, struct drv_links *out, char *errmsg,
+                size_t errlen);
     /* Performs ops[0..n) in order. ok[i] = 1 for each op performed.
      * Returns 0, or the error of the first failed op with *failed its
      * index and errmsg "<op as text>: <reason>". */
-    int (*exec)(struct drv *d, const struct drv_op *ops, size_t n,
-                uint8_t *ok, size_t *failed, char *errmsg, size_t errlen);
+    int (*exec)(struct drv *d, const struct drv_op *ops, size_t n, uint8_t *ok,
+                size_t *failed, char *errmsg, size_t errlen);
 };
 
 /* Plans against have into p (see drv_plan_host/drv_plan_switch). */

@@ -17,7 +17,7 @@
 #include "drv_nl.h"
 
 struct linuxbr {
-    struct drv base;       /* first */
+    struct drv base; /* first */
     struct drv_switch_cfg cfg;
     struct drv_nl nl;
 };
@@ -30,8 +30,7 @@ struct linuxbr_plan_arg {
 static int linuxbr_dump(struct drv *d, bool brvlan, struct drv_links *out,
                         char *errmsg, size_t errlen)
 {
-    return drv_nl_dump(&((struct linuxbr *)d)->nl, brvlan, out, errmsg,
-                       errlen);
+    return drv_nl_dump(&((struct linuxbr *)d)->nl, brvlan, out, errmsg, errlen);
 }
 
 static int linuxbr_exec(struct drv *d, const struct drv_op *ops, size_t n,

@@ -96,8 +96,8 @@ int drv_mark_format(const struct drv_mark *m, char *buf, size_t len)
     const char *v = m->kind == DRV_MARK_QINQ ? "svlan" : "vlan";
     int n;
     if (m->idx)
-        n = snprintf(buf, len, DRV_MARK_PREFIX "%s=%s:%s=%u:idx=%" PRIu64,
-                     k, m->name, v, (unsigned)m->vid, m->idx);
+        n = snprintf(buf, len, DRV_MARK_PREFIX "%s=%s:%s=%u:idx=%" PRIu64, k,
+                     m->name, v, (unsigned)m->vid, m->idx);
     else
         n = snprintf(buf, len, DRV_MARK_PREFIX "%s=%s:%s=%u", k, m->name, v,
                      (unsigned)m->vid);

@@ -18,9 +18,9 @@ enum drv_mark_kind {
 };
 
 struct drv_mark {
-    uint8_t kind;              /* enum drv_mark_kind */
-    uint16_t vid;              /* CLUSTER: vlan; QINQ: svlan */
-    uint64_t idx;              /* log index; 0 if absent */
+    uint8_t kind;               /* enum drv_mark_kind */
+    uint16_t vid;               /* CLUSTER: vlan; QINQ: svlan */
+    uint64_t idx;               /* log index; 0 if absent */
     char name[VC_NAME_MAX + 1]; /* CLUSTER: cluster; QINQ: bridge */
 };
 

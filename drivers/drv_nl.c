@@ -26,10 +26,10 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
-#define ERR(code, ...)                         \
-    do {                                       \
-        snprintf(errmsg, errlen, __VA_ARGS__); \
-        return (code);                         \
+#define ERR(code, ...)                                                         \
+    do {                                                                       \
+        snprintf(errmsg, errlen, __VA_ARGS__);                                 \
+        return (code);                                                         \
     } while (0)
 
 #define MSG_MAX 1024 /* the largest request we build */
@@ -112,9 +112,8 @@ static int collect_cb(const struct nlattr *a, void *data)
 
 static void copy_str(const struct nlattr *a, char *out, size_t len)
 {
-    size_t n = a ? strnlen(mnl_attr_get_payload(a),
-                           mnl_attr_get_payload_len(a))
-                 : 0;
+    size_t n =
+        a ? strnlen(mnl_attr_get_payload(a), mnl_attr_get_payload_len(a)) : 0;
     if (n >= len)
         n = len - 1;
     if (n)
@@ -136,7 +135,8 @@ static void parse_vlan(const struct nlattr *data, struct drv_link *k)
     k->vproto = DRV_ETH_P_8021Q;
     if (!data || mnl_attr_parse_nested(data, collect_cb, &t) < 0)
         return;
-    if (tb[IFLA_VLAN_ID] && mnl_attr_validate(tb[IFLA_VLAN_ID], MNL_TYPE_U16) == 0)
+    if (tb[IFLA_VLAN_ID] &&
+        mnl_attr_validate(tb[IFLA_VLAN_ID], MNL_TYPE_U16) == 0)
         k->vid = mnl_attr_get_u16(tb[IFLA_VLAN_ID]);
     if (tb[IFLA_VLAN_PROTOCOL] &&
         mnl_attr_validate(tb[IFLA_VLAN_PROTOCOL], MNL_TYPE_U16) == 0)
@@ -171,7 +171,7 @@ static void parse_linkinfo(const struct nlattr *info, struct drv_link *k)
 
 struct dump_ctx {
     struct drv_links *out;
-    bool intr;             /* NLM_F_DUMP_INTR seen: the dump is torn */
+    bool intr; /* NLM_F_DUMP_INTR seen: the dump is torn */
     int err;
 };
 
@@ -203,8 +203,8 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
 }
 
 /* Adds one bridge_vlan_info entry; *range is where an open range began. */
-static void add_vinfo(struct drv_portvlans *pv, const struct bridge_vlan_info *vi,
-                      unsigned *range)
+static void add_vinfo(struct drv_portvlans *pv,
+                      const struct bridge_vlan_info *vi, unsigned *range)
 {
     unsigned lo = vi->vid, hi = vi->vid;
     if (vi->flags & BRIDGE_VLAN_INFO_RANGE_BEGIN) {
@@ -236,15 +236,16 @@ static int brvlan_cb(const struct nlmsghdr *nlh, void *data)
         !tb[IFLA_AF_SPEC])
         return MNL_CB_OK;
     const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
-    struct drv_link *k = (struct drv_link *)drv_links_get(c->out,
-                                                          ifi->ifi_index);
+    struct drv_link *k =
+        (struct drv_link *)drv_links_get(c->out, ifi->ifi_index);
     if (!k || k->pv)
         return MNL_CB_OK; /* appeared since the first dump, or self entry */
     if (!(k->pv = calloc(1, sizeof *k->pv))) {
         c->err = -ENOMEM;
         return MNL_CB_ERROR;
     }
-    mnl_attr_for_each_nested(a, tb[IFLA_AF_SPEC]) {
+    mnl_attr_for_each_nested(a, tb[IFLA_AF_SPEC])
+    {
         if (mnl_attr_get_type(a) == IFLA_BRIDGE_VLAN_INFO &&
             mnl_attr_get_payload_len(a) >= sizeof(struct bridge_vlan_info))
             add_vinfo(k->pv, mnl_attr_get_payload(a), &range);
@@ -288,8 +289,8 @@ static int dump_links(struct drv_nl *nl, bool brvlan, struct drv_links *out,
     if (rc == 0)
         rc = drv_links_index(out);
     if (rc == 0 && brvlan)
-        rc = dump_once(nl, AF_BRIDGE, RTEXT_FILTER_BRVLAN_COMPRESSED,
-                       brvlan_cb, c);
+        rc = dump_once(nl, AF_BRIDGE, RTEXT_FILTER_BRVLAN_COMPRESSED, brvlan_cb,
+                       c);
     return rc;
 }
 
@@ -361,8 +362,7 @@ static struct nlmsghdr *build_set(char *at, const struct drv_op *op)
     if (op->addrgen_off) {
         struct nlattr *af = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
         struct nlattr *in6 = mnl_attr_nest_start(nlh, AF_INET6);
-        mnl_attr_put_u8(nlh, IFLA_INET6_ADDR_GEN_MODE,
-                        IN6_ADDR_GEN_MODE_NONE);
+        mnl_attr_put_u8(nlh, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE);
         mnl_attr_nest_end(nlh, in6);
         mnl_attr_nest_end(nlh, af);
     }
@@ -371,8 +371,8 @@ static struct nlmsghdr *build_set(char *at, const struct drv_op *op)
 
 static struct nlmsghdr *build_port_vlan(char *at, const struct drv_op *op)
 {
-    uint16_t type = op->type == DRV_OP_PORT_VLAN_ADD ? RTM_SETLINK
-                                                     : RTM_DELLINK;
+    uint16_t type =
+        op->type == DRV_OP_PORT_VLAN_ADD ? RTM_SETLINK : RTM_DELLINK;
     struct nlmsghdr *nlh = put_req(at, type, 0, AF_BRIDGE, op->ifindex);
     struct bridge_vlan_info vi = {.flags = 0, .vid = op->vid};
     struct nlattr *af = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
@@ -394,6 +394,8 @@ static struct nlmsghdr *build(char *at, const struct drv_op *op)
             mnl_attr_put_u32(nlh, IFLA_LINK, (uint32_t)op->link);
         if (op->master > 0)
             mnl_attr_put_u32(nlh, IFLA_MASTER, (uint32_t)op->master);
+        if (op->group >= 0)
+            mnl_attr_put_u32(nlh, IFLA_GROUP, (uint32_t)op->group);
         put_kind(nlh, op->type == DRV_OP_ADD_VLAN ? "vlan" : "bridge", op);
         return nlh;
     case DRV_OP_SET:
@@ -420,12 +422,12 @@ static struct nlmsghdr *build(char *at, const struct drv_op *op)
 struct batch {
     const struct drv_op *ops;
     uint8_t *ok;
-    size_t first, n;       /* ops[first .. first+n) */
-    uint32_t seq0;         /* sequence number of ops[first] */
+    size_t first, n; /* ops[first .. first+n) */
+    uint32_t seq0;   /* sequence number of ops[first] */
     size_t acked;
-    size_t failed;         /* lowest failed index, or SIZE_MAX */
+    size_t failed; /* lowest failed index, or SIZE_MAX */
     int err;
-    char text[256];        /* kernel's extack message of that failure */
+    char text[256]; /* kernel's extack message of that failure */
 };
 
 static void extack_text(const struct nlmsghdr *nlh, char *out, size_t len)
@@ -487,9 +489,15 @@ static int send_batch(struct drv_nl *nl, struct batch *b, char *errmsg,
                       size_t errlen)
 {
     size_t bytes = 0, i = b->first;
+    bool adds = false;
     b->seq0 = nl->seq + 1;
     for (; i < b->first + b->n && bytes + MSG_MAX <= DRV_NL_BATCH_BYTES; i++) {
-        struct nlmsghdr *nlh = build(nl->buf + bytes, &b->ops[i]);
+        const struct drv_op *op = &b->ops[i];
+        /* A by-name op waits for the creations before it (drv_plan_order) */
+        if (adds && op->type == DRV_OP_SET && op->ifindex == 0)
+            break;
+        adds |= op->type == DRV_OP_ADD_BRIDGE || op->type == DRV_OP_ADD_VLAN;
+        struct nlmsghdr *nlh = build(nl->buf + bytes, op);
         nlh->nlmsg_seq = ++nl->seq;
         bytes += NLMSG_ALIGN(nlh->nlmsg_len);
     }
@@ -508,7 +516,9 @@ int drv_nl_exec(struct drv_nl *nl, const struct drv_op *ops, size_t n,
     char line[384];
     *failed = n;
     for (size_t first = 0; first < n;) {
-        struct batch b = {.ops = ops, .ok = ok, .first = first,
+        struct batch b = {.ops = ops,
+                          .ok = ok,
+                          .first = first,
                           .n = n - first < DRV_NL_BATCH ? n - first
                                                         : DRV_NL_BATCH,
                           .failed = SIZE_MAX};

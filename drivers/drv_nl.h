@@ -27,8 +27,8 @@ struct drv_nl {
     struct mnl_socket *sk;
     uint32_t portid;
     uint32_t seq;
-    char *buf;             /* DRV_NL_BATCH_BYTES + one message */
-    char *rbuf;            /* DRV_NL_RECV_BYTES */
+    char *buf;  /* DRV_NL_BATCH_BYTES + one message */
+    char *rbuf; /* DRV_NL_RECV_BYTES */
 };
 
 /* Opens a NETLINK_ROUTE socket. 0 or -errno with errmsg. */

@@ -11,10 +11,10 @@
 #include "../proto/mp.h"
 #include "drv_mark.h"
 
-#define ERR(code, ...)                                 \
-    do {                                               \
-        snprintf(errmsg, errlen, __VA_ARGS__);         \
-        return (code);                                 \
+#define ERR(code, ...)                                                         \
+    do {                                                                       \
+        snprintf(errmsg, errlen, __VA_ARGS__);                                 \
+        return (code);                                                         \
     } while (0)
 
 /* --- link tables --------------------------------------------------------- */
@@ -63,9 +63,8 @@ static int by_ifindex(const void *a, const void *b)
     return (x->ifindex > y->ifindex) - (x->ifindex < y->ifindex);
 }
 
-/* qsort has no context argument: sort positions through a file-static
- * table. Planning is single-threaded per process in every caller we have;
- * the table is only read during the qsort call below. */
+/* qsort has no context argument: sort positions through a thread-local
+ * table, only read during the qsort call below. */
 static _Thread_local const struct drv_link *sort_base;
 
 static int by_name_cmp(const void *a, const void *b)
@@ -152,13 +151,48 @@ struct drv_op *drv_plan_add(struct drv_plan *p, uint8_t type)
     return op;
 }
 
+/* Execution phases: removals, creations, then what addresses a new link
+ * by name, then the rest. */
+static int phase(const struct drv_op *op)
+{
+    switch (op->type) {
+    case DRV_OP_DEL:
+    case DRV_OP_DEL_GROUP:
+        return 0;
+    case DRV_OP_SET:
+        return op->ifindex == 0 ? 2 : op->group >= 0 ? 0 : 3;
+    case DRV_OP_ADD_BRIDGE:
+    case DRV_OP_ADD_VLAN:
+        return 1;
+    default:
+        return 3;
+    }
+}
+
+int drv_plan_order(struct drv_plan *p)
+{
+    if (p->n < 2)
+        return 0;
+    struct drv_op *v = malloc(p->n * sizeof *v);
+    size_t k = 0;
+    if (!v)
+        return -ENOMEM;
+    for (int ph = 0; ph < 4; ph++)
+        for (size_t i = 0; i < p->n; i++)
+            if (phase(&p->v[i]) == ph)
+                v[k++] = p->v[i];
+    memcpy(p->v, v, p->n * sizeof *v);
+    free(v);
+    return 0;
+}
+
 static void format_set(const struct drv_op *op, char *buf, size_t len)
 {
     size_t n = (size_t)snprintf(buf, len, "link set %s", op->name);
-#define APPEND(...)                                            \
-    do {                                                       \
-        if (n < len)                                           \
-            n += (size_t)snprintf(buf + n, len - n, __VA_ARGS__); \
+#define APPEND(...)                                                            \
+    do {                                                                       \
+        if (n < len)                                                           \
+            n += (size_t)snprintf(buf + n, len - n, __VA_ARGS__);              \
     } while (0)
     if (op->alias[0])
         APPEND(" alias \"%s\"", op->alias);
@@ -179,12 +213,14 @@ void drv_op_format(const struct drv_op *op, char *buf, size_t len)
 {
     switch (op->type) {
     case DRV_OP_ADD_BRIDGE:
-        snprintf(buf, len, "link add %s type bridge", op->name);
+        snprintf(buf, len, "link add %s group %" PRId64 " type bridge",
+                 op->name, op->group);
         break;
     case DRV_OP_ADD_VLAN:
-        snprintf(buf, len, "link add %s link %s%s%s type vlan%s id %u",
+        snprintf(buf, len,
+                 "link add %s link %s%s%s group %" PRId64 " type vlan%s id %u",
                  op->name, op->lower, op->master > 0 ? " master " : "",
-                 op->master > 0 ? op->mname : "",
+                 op->master > 0 ? op->mname : "", op->group,
                  op->vproto == DRV_ETH_P_8021AD ? " proto 802.1ad" : "",
                  (unsigned)op->vid);
         break;
@@ -219,8 +255,7 @@ void drv_op_format(const struct drv_op *op, char *buf, size_t len)
 /* Copies args into buf (len bytes) and splits it at ':' into f (at most
  * max fields). Returns the field count, or -1 if args is too long or has
  * too many fields. An empty args has no fields. */
-static int split(const char *args, char *buf, size_t len, char **f,
-                 int max)
+static int split(const char *args, char *buf, size_t len, char **f, int max)
 {
     int n = 0;
     if (strlen(args) >= len)
@@ -239,8 +274,8 @@ static int split(const char *args, char *buf, size_t len, char **f,
     }
 }
 
-int drv_host_cfg_parse(struct drv_host_cfg *c, const char *args,
-                       char *errmsg, size_t errlen)
+int drv_host_cfg_parse(struct drv_host_cfg *c, const char *args, char *errmsg,
+                       size_t errlen)
 {
     char buf[256], *f[8];
     memset(c, 0, sizeof *c);
@@ -259,8 +294,8 @@ int drv_host_cfg_parse(struct drv_host_cfg *c, const char *args,
         } else if (strncmp(f[i], "group=", 6) == 0) {
             unsigned long long g = strtoull(f[i] + 6, &end, 0);
             if (!f[i][6] || *end || g > UINT32_MAX || f[i][6] == '-')
-                ERR(-EINVAL, "group \"%s\": not a link group (0..%u)",
-                    f[i] + 6, UINT32_MAX);
+                ERR(-EINVAL, "group \"%s\": not a link group (0..%u)", f[i] + 6,
+                    UINT32_MAX);
             c->trash_group = (uint32_t)g;
         } else {
             ERR(-EINVAL, "\"%s\": unknown option (bridge=PATTERN, group=N)",
@@ -323,8 +358,8 @@ static int check_switch_cfg(const struct drv_switch_cfg *c, char *errmsg,
     return 0;
 }
 
-static int parse_switch(struct drv_switch_cfg *c, char **f, int n,
-                        char *errmsg, size_t errlen)
+static int parse_switch(struct drv_switch_cfg *c, char **f, int n, char *errmsg,
+                        size_t errlen)
 {
     if (n < 1 || !drv_ifname_ok(f[0]))
         ERR(-EINVAL, "bridge \"%s\": not a valid interface name",
@@ -333,8 +368,7 @@ static int parse_switch(struct drv_switch_cfg *c, char **f, int n,
     for (int i = 1; i < n; i++) {
         if (strncmp(f[i], "uplink=", 7) == 0) {
             if (c->uplink[0] || !drv_ifname_ok(f[i] + 7))
-                ERR(-EINVAL, "\"%s\": one uplink=PORT with a valid name",
-                    f[i]);
+                ERR(-EINVAL, "\"%s\": one uplink=PORT with a valid name", f[i]);
             strcpy(c->uplink, f[i] + 7);
         } else {
             int rc = add_port(c, f[i], errmsg, errlen);

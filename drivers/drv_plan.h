@@ -35,24 +35,24 @@ struct drv_portvlans {
 /* One network interface as the kernel reports it. */
 struct drv_link {
     int ifindex;
-    int master;            /* IFLA_MASTER, 0 if none */
-    int link;              /* IFLA_LINK of a VLAN device, 0 if none */
-    unsigned flags;        /* IFF_* */
-    uint32_t group;        /* IFLA_GROUP */
-    uint8_t kind;          /* enum drv_kind */
-    bool vlan_filtering;   /* bridges: IFLA_BR_VLAN_FILTERING */
-    uint16_t vid;          /* VLAN devices: IFLA_VLAN_ID */
-    uint16_t vproto;       /* VLAN devices: host order, DRV_ETH_P_* */
+    int master;          /* IFLA_MASTER, 0 if none */
+    int link;            /* IFLA_LINK of a VLAN device, 0 if none */
+    unsigned flags;      /* IFF_* */
+    uint32_t group;      /* IFLA_GROUP */
+    uint8_t kind;        /* enum drv_kind */
+    bool vlan_filtering; /* bridges: IFLA_BR_VLAN_FILTERING */
+    uint16_t vid;        /* VLAN devices: IFLA_VLAN_ID */
+    uint16_t vproto;     /* VLAN devices: host order, DRV_ETH_P_* */
     char name[IFNAMSIZ];
-    char alias[256];       /* IFLA_IFALIAS, "" if none */
+    char alias[256];          /* IFLA_IFALIAS, "" if none */
     struct drv_portvlans *pv; /* owned; NULL unless read or not a port */
 };
 
 /* A snapshot of the links of one network namespace. */
 struct drv_links {
-    struct drv_link *v;    /* sorted by ifindex after drv_links_index() */
+    struct drv_link *v; /* sorted by ifindex after drv_links_index() */
     size_t n, cap;
-    uint32_t *by_name;     /* positions in v sorted by name */
+    uint32_t *by_name; /* positions in v sorted by name */
 };
 
 void drv_links_init(struct drv_links *l);
@@ -84,29 +84,30 @@ enum drv_op_type {
 };
 
 struct drv_op {
-    uint8_t type;          /* enum drv_op_type */
-    int8_t up;             /* SET: 1 set up, 0 unchanged */
-    bool addrgen_off;      /* SET: IPv6 addr_gen_mode none (no link-local
-                              address of the host on tenant VLANs) */
-    uint16_t vid;          /* ADD_VLAN, PORT_VLAN_* */
-    uint16_t vproto;       /* ADD_VLAN: DRV_ETH_P_* */
-    int ifindex;           /* target; 0: by name (links made this round) */
-    int link;              /* ADD_VLAN: lower device */
-    int master;            /* ADD_VLAN, SET: -1 unchanged, 0 release,
-                              > 0 master's ifindex */
-    int64_t group;         /* SET: -1 unchanged; DEL_GROUP: the group */
-    char name[IFNAMSIZ];   /* target's name */
-    char lower[IFNAMSIZ];  /* ADD_VLAN: lower device's name */
-    char mname[IFNAMSIZ];  /* ADD_VLAN, SET: master's name if master > 0 */
+    uint8_t type;         /* enum drv_op_type */
+    int8_t up;            /* SET: 1 set up, 0 unchanged */
+    bool addrgen_off;     /* SET: IPv6 addr_gen_mode none (no link-local
+                             address of the host on tenant VLANs) */
+    uint16_t vid;         /* ADD_VLAN, PORT_VLAN_* */
+    uint16_t vproto;      /* ADD_VLAN: DRV_ETH_P_* */
+    int ifindex;          /* target; 0: by name (links made this round) */
+    int link;             /* ADD_VLAN: lower device */
+    int master;           /* ADD_VLAN, SET: -1 unchanged, 0 release,
+                             > 0 master's ifindex */
+    int64_t group;        /* SET: -1 unchanged; ADD_*: the new link's
+                             (DRV_NEW_GROUP); DEL_GROUP: the group */
+    char name[IFNAMSIZ];  /* target's name */
+    char lower[IFNAMSIZ]; /* ADD_VLAN: lower device's name */
+    char mname[IFNAMSIZ]; /* ADD_VLAN, SET: master's name if master > 0 */
     char alias[DRV_ALIAS_MAX + 1]; /* SET: new alias, "" unchanged */
-    uint16_t ctx_vid;      /* cluster VLAN the op serves (messages), or 0 */
+    uint16_t ctx_vid; /* cluster VLAN the op serves (messages), or 0 */
 };
 
 struct drv_plan {
     struct drv_op *v;
     size_t n, cap;
-    unsigned missing;      /* VM interfaces not found */
-    char note[128];        /* first one, "" if none */
+    unsigned missing; /* VM interfaces not found */
+    char note[128];   /* first one, "" if none */
 };
 
 void drv_plan_init(struct drv_plan *p);
@@ -115,6 +116,15 @@ void drv_plan_reset(struct drv_plan *p);
 /* Appends a zeroed op with master = group = -1; NULL if out of memory. */
 struct drv_op *drv_plan_add(struct drv_plan *p, uint8_t type);
 
+/* Stable-sorts p into execution phases: deletions (and moves into or out
+ * of the trash group), creations, operations that address a link created
+ * in this plan by name, everything else. An executor must not send a
+ * by-name operation before the creations ahead of it are acknowledged,
+ * and must stop at the first failure: otherwise a failed creation
+ * (EEXIST: someone made a link of that name meanwhile) would let the
+ * by-name SET mark someone else's link as ours. 0 or -ENOMEM. */
+int drv_plan_order(struct drv_plan *p);
+
 /* Writes op as one ip/bridge command line (no newline) into buf. */
 void drv_op_format(const struct drv_op *op, char *buf, size_t len);
 
@@ -122,8 +132,8 @@ void drv_op_format(const struct drv_op *op, char *buf, size_t len);
 
 struct drv_host_cfg {
     char pattern[DRV_PATTERN_MAX + 1]; /* checked by drv_pattern_check */
-    uint32_t trash_group;  /* 0: delete links one by one */
-    bool addrgen_off;      /* kernel has IPv6: disable link-local on ours */
+    uint32_t trash_group;              /* 0: delete links one by one */
+    bool addrgen_off; /* kernel has IPv6: disable link-local on ours */
 };
 
 struct drv_port_map {
@@ -145,8 +155,8 @@ int drv_switch_cfg_parse(struct drv_switch_cfg *c, const char *args,
                          char *errmsg, size_t errlen);
 void drv_switch_cfg_close(struct drv_switch_cfg *c);
 /* Parses "[bridge=PATTERN][:group=N]" into c (defaults first). */
-int drv_host_cfg_parse(struct drv_host_cfg *c, const char *args,
-                       char *errmsg, size_t errlen);
+int drv_host_cfg_parse(struct drv_host_cfg *c, const char *args, char *errmsg,
+                       size_t errlen);
 
 /* S-VLAN device name of a QinQ uplink: "vcq<svlan>". */
 void drv_qinq_name(unsigned svlan, char *name);
@@ -169,8 +179,7 @@ int drv_plan_switch(const struct drv_switch_cfg *cfg,
 int drv_read_host(const struct drv_host_cfg *cfg, const char *trunk,
                   const struct drv_links *have, struct drv_host_state **out);
 int drv_read_switch(const struct drv_switch_cfg *cfg,
-                    const struct vlanset *managed,
-                    const struct drv_links *have,
+                    const struct vlanset *managed, const struct drv_links *have,
                     struct drv_switch_state **out);
 
 #endif

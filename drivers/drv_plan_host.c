@@ -25,10 +25,10 @@
 #include "../proto/mp.h"
 #include "drv_mark.h"
 
-#define ERR(code, ...)                         \
-    do {                                       \
-        snprintf(errmsg, errlen, __VA_ARGS__); \
-        return (code);                         \
+#define ERR(code, ...)                                                         \
+    do {                                                                       \
+        snprintf(errmsg, errlen, __VA_ARGS__);                                 \
+        return (code);                                                         \
     } while (0)
 
 enum { UNWANTED = 0, KEEP = 1, REPLACE = 2 };
@@ -98,8 +98,10 @@ static int check_vlan(const struct drv_host_state *w,
     for (uint32_t j = 0; j < v->nifaces; j++) {
         const char *f = v->ifaces[j];
         if (!drv_ifname_ok(f))
-            ERR(-EINVAL, "vlan %u: iface \"%.32s\": not a valid interface "
-                "name", (unsigned)v->vid, f ? f : "(null)");
+            ERR(-EINVAL,
+                "vlan %u: iface \"%.32s\": not a valid interface "
+                "name",
+                (unsigned)v->vid, f ? f : "(null)");
         if (strcmp(f, w->trunk) == 0)
             ERR(-EINVAL, "vlan %u: iface %s: is the trunk", (unsigned)v->vid,
                 f);
@@ -136,11 +138,16 @@ static int read_marks(struct hplan *h)
     for (size_t i = 0; i < h->have->n; i++) {
         const struct drv_link *k = &h->have->v[i];
         struct drv_mark *m = &h->marks[i];
-        drv_mark_parse(k->alias, m);
+        /* Created but not yet marked (drv.h): ours, mark to be written. */
+        if (drv_mark_parse(k->alias, m) == DRV_MARK_NONE &&
+            k->group == DRV_NEW_GROUP)
+            m->kind = DRV_MARK_CLUSTER;
         if (m->kind == DRV_MARK_CLUSTER && h->want->index &&
             m->idx > h->want->index)
-            ERR(-ESTALE, "%s: written by log index %" PRIu64 ", newer than "
-                "this state's %" PRIu64, k->name, m->idx, h->want->index);
+            ERR(-ESTALE,
+                "%s: written by log index %" PRIu64 ", newer than "
+                "this state's %" PRIu64,
+                k->name, m->idx, h->want->index);
     }
     return 0;
 }
@@ -174,8 +181,8 @@ static int classify(struct hplan *h, const char *name, uint32_t vi,
             (unsigned)v->vid, name,
             h->marks[i].kind == DRV_MARK_NONE ? "without our mark"
                                               : "with a mark we do not know");
-    bool ok = shape_ok_bridge ? bridge_shape_ok(k)
-                              : subif_shape_ok(h, k, v->vid);
+    bool ok =
+        shape_ok_bridge ? bridge_shape_ok(k) : subif_shape_ok(h, k, v->vid);
     h->fate[i] = ok ? KEEP : REPLACE;
     h->vlan_of[i] = vi + 1;
     return 0;
@@ -228,11 +235,11 @@ static struct drv_op *op_on(struct hplan *h, uint8_t type,
     return op;
 }
 
-#define NEW_OP(var, expr)                                  \
-    struct drv_op *var = (expr);                           \
-    if (!var) {                                            \
-        snprintf(h->errmsg, h->errlen, "out of memory");   \
-        return -ENOMEM;                                    \
+#define NEW_OP(var, expr)                                                      \
+    struct drv_op *var = (expr);                                               \
+    if (!var) {                                                                \
+        snprintf(h->errmsg, h->errlen, "out of memory");                       \
+        return -ENOMEM;                                                        \
     }
 
 static int plan_deletes(struct hplan *h)
@@ -283,6 +290,7 @@ static int plan_new_link(struct hplan *h, uint32_t vi, const char *name)
     strcpy(set->name, name);
     drv_mark_format(&m, set->alias, sizeof set->alias);
     set->addrgen_off = h->cfg->addrgen_off;
+    set->group = 0;
     set->ctx_vid = m.vid;
     NEW_OP(up, drv_plan_add(h->p, DRV_OP_SET));
     strcpy(up->name, name);
@@ -300,11 +308,14 @@ static int plan_repair(struct hplan *h, uint32_t vi, const struct drv_link *k,
     bool alias = !drv_mark_same(&m, &h->marks[pos(h, k)]);
     bool remaster = master && k->master != master->ifindex;
     bool up = !(k->flags & IFF_UP);
-    if (!alias && !remaster && !up)
+    bool regroup = k->group == DRV_NEW_GROUP;
+    if (!alias && !remaster && !up && !regroup)
         return 0;
     NEW_OP(op, op_on(h, DRV_OP_SET, k));
     if (alias)
         drv_mark_format(&m, op->alias, sizeof op->alias);
+    if (regroup)
+        op->group = 0;
     if (remaster) {
         op->master = master->ifindex;
         strcpy(op->mname, master->name);
@@ -327,6 +338,7 @@ static int plan_bridge(struct hplan *h, uint32_t vi, const char *br)
         return plan_repair(h, vi, b, NULL);
     NEW_OP(op, drv_plan_add(h->p, DRV_OP_ADD_BRIDGE));
     strcpy(op->name, br);
+    op->group = DRV_NEW_GROUP;
     op->ctx_vid = h->want->vlans[vi].vid;
     return plan_new_link(h, vi, br);
 }
@@ -343,6 +355,7 @@ static int plan_subif(struct hplan *h, uint32_t vi, const char *sub,
     op->link = h->trunk->ifindex;
     op->vid = op->ctx_vid = h->want->vlans[vi].vid;
     op->vproto = DRV_ETH_P_8021Q;
+    op->group = DRV_NEW_GROUP;
     if (b) {
         op->master = b->ifindex;
         strcpy(op->mname, b->name);
@@ -363,9 +376,10 @@ static int plan_ifaces(struct hplan *h, uint32_t vi, const struct drv_link *b)
             continue;
         }
         if (h->marks[pos(h, k)].kind != DRV_MARK_NONE) {
-            snprintf(h->errmsg, h->errlen, "vlan %u: iface %s: carries a "
-                     "virtcloud mark, not a VM interface", (unsigned)v->vid,
-                     k->name);
+            snprintf(h->errmsg, h->errlen,
+                     "vlan %u: iface %s: carries a "
+                     "virtcloud mark, not a VM interface",
+                     (unsigned)v->vid, k->name);
             return -EINVAL;
         }
         if (b && k->master != b->ifindex) {
@@ -455,12 +469,16 @@ int drv_plan_host(const struct drv_host_cfg *cfg,
         return rc;
     size_t n = have->n ? have->n : 1;
     struct hplan h = {
-        .cfg = cfg, .want = want, .have = have, .p = p,
+        .cfg = cfg,
+        .want = want,
+        .have = have,
+        .p = p,
         .trunk = drv_links_find(have, want->trunk),
         .marks = calloc(n, sizeof *h.marks),
         .fate = calloc(n, 1),
         .vlan_of = calloc(n, sizeof *h.vlan_of),
-        .errmsg = errmsg, .errlen = errlen,
+        .errmsg = errmsg,
+        .errlen = errlen,
     };
     if (!h.marks || !h.fate || !h.vlan_of) {
         snprintf(errmsg, errlen, "out of memory");
@@ -468,6 +486,8 @@ int drv_plan_host(const struct drv_host_cfg *cfg,
     } else {
         rc = plan_host(&h);
     }
+    if (rc == 0 && (rc = drv_plan_order(p)) != 0)
+        snprintf(errmsg, errlen, "out of memory");
     free(h.marks);
     free(h.fate);
     free(h.vlan_of);
@@ -498,8 +518,8 @@ void drv_host_state_free(struct drv_host_state *s)
  * its subinterface on the trunk, marked, enslaved and up? */
 static bool implemented(const struct drv_host_cfg *cfg,
                         const struct drv_link *trunk,
-                        const struct drv_links *have,
-                        const struct drv_link *b, const struct drv_mark *m)
+                        const struct drv_links *have, const struct drv_link *b,
+                        const struct drv_mark *m)
 {
     char name[IFNAMSIZ];
     struct drv_mark sm;
@@ -545,8 +565,8 @@ static int read_vlan(const struct drv_links *have, const struct drv_link *b,
 }
 
 static int read_host(const struct drv_host_cfg *cfg,
-                     const struct drv_link *trunk,
-                     const struct drv_links *have, struct drv_host_state *s)
+                     const struct drv_link *trunk, const struct drv_links *have,
+                     struct drv_host_state *s)
 {
     struct drv_mark m;
     struct drv_host_vlan *vl = calloc(have->n ? have->n : 1, sizeof *vl);

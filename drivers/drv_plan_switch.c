@@ -20,16 +20,16 @@
 
 #include "drv_mark.h"
 
-#define ERR(code, ...)                         \
-    do {                                       \
-        snprintf(errmsg, errlen, __VA_ARGS__); \
-        return (code);                         \
+#define ERR(code, ...)                                                         \
+    do {                                                                       \
+        snprintf(errmsg, errlen, __VA_ARGS__);                                 \
+        return (code);                                                         \
     } while (0)
 
 /* A managed port and the VIDs it should carry. */
 struct mport {
     const struct drv_link *k;
-    const char *what;      /* "host h1", "uplink", "qinq" */
+    const char *what; /* "host h1", "uplink", "qinq" */
     struct vlanset want;
 };
 
@@ -39,7 +39,8 @@ struct splan {
     const struct drv_links *have;
     struct drv_plan *p;
     const struct drv_link *br, *up, *q; /* q: kept S-VLAN device */
-    struct mport *ports;   /* cfg->nports + 2 */
+    char qname[IFNAMSIZ];               /* the desired S-VLAN device's name */
+    struct mport *ports;                /* cfg->nports + 2 */
     size_t nports;
     char *errmsg;
     size_t errlen;
@@ -72,15 +73,18 @@ static int check_vlan(const struct drv_switch_cfg *c,
     if (v->vid < VLAN_MIN || v->vid > VLAN_MAX)
         ERR(-EINVAL, "vlan %u: not in 1..4094", (unsigned)v->vid);
     if (!vlanset_has(&w->managed, v->vid))
-        ERR(-EINVAL, "vlan %u: not in the managed set (the site's pool): "
-            "it could never be removed", (unsigned)v->vid);
+        ERR(-EINVAL,
+            "vlan %u: not in the managed set (the site's pool): "
+            "it could never be removed",
+            (unsigned)v->vid);
     if (v->nhosts && !v->hosts)
         ERR(-EINVAL, "vlan %u: hosts is NULL", (unsigned)v->vid);
     for (uint32_t j = 0; j < v->nhosts; j++)
         if (!v->hosts[j] || !port_of(c, v->hosts[j]))
-            ERR(-EINVAL, "vlan %u: host %.64s: no port for it in the switch "
-                "config", (unsigned)v->vid,
-                v->hosts[j] ? v->hosts[j] : "(null)");
+            ERR(-EINVAL,
+                "vlan %u: host %.64s: no port for it in the switch "
+                "config",
+                (unsigned)v->vid, v->hosts[j] ? v->hosts[j] : "(null)");
     return 0;
 }
 
@@ -91,7 +95,8 @@ static int check_state(const struct drv_switch_cfg *c,
     struct vlanset seen;
     if (w->uplink > UPLINK_QINQ)
         ERR(-EINVAL, "uplink mechanism %u: unknown", (unsigned)w->uplink);
-    if (w->uplink == UPLINK_QINQ && (w->svlan < VLAN_MIN || w->svlan > VLAN_MAX))
+    if (w->uplink == UPLINK_QINQ &&
+        (w->svlan < VLAN_MIN || w->svlan > VLAN_MAX))
         ERR(-EINVAL, "qinq: svlan %u: not in 1..4094", (unsigned)w->svlan);
     if (w->nvlans && !w->vlans)
         ERR(-EINVAL, "vlans is NULL");
@@ -107,11 +112,11 @@ static int check_state(const struct drv_switch_cfg *c,
     return 0;
 }
 
-#define NEW_OP(var, expr)                                  \
-    struct drv_op *var = (expr);                           \
-    if (!var) {                                            \
-        snprintf(s->errmsg, s->errlen, "out of memory");   \
-        return -ENOMEM;                                    \
+#define NEW_OP(var, expr)                                                      \
+    struct drv_op *var = (expr);                                               \
+    if (!var) {                                                                \
+        snprintf(s->errmsg, s->errlen, "out of memory");                       \
+        return -ENOMEM;                                                        \
     }
 
 static bool is_qinq(const struct splan *s)
@@ -126,11 +131,14 @@ static bool qdev_shape_ok(const struct splan *s, const struct drv_link *k)
            k->vproto == DRV_ETH_P_8021AD;
 }
 
+/* Ours: marked for this bridge, or created and not yet marked (drv.h). */
 static bool our_qdev(const struct splan *s, const struct drv_link *k,
                      struct drv_mark *m)
 {
-    return drv_mark_parse(k->alias, m) == DRV_MARK_QINQ &&
-           strcmp(m->name, s->cfg->bridge) == 0;
+    int kind = drv_mark_parse(k->alias, m);
+    if (kind == DRV_MARK_NONE)
+        return k->group == DRV_NEW_GROUP && strcmp(k->name, s->qname) == 0;
+    return kind == DRV_MARK_QINQ && strcmp(m->name, s->cfg->bridge) == 0;
 }
 
 /* S-VLAN devices of this bridge: fence, keep the right one, delete the
@@ -145,8 +153,10 @@ static int plan_qdevs(struct splan *s, const char *qname)
         if (!our_qdev(s, k, &m))
             continue;
         if (s->want->index && m.idx > s->want->index)
-            ERR(-ESTALE, "%s: written by log index %" PRIu64 ", newer than "
-                "this state's %" PRIu64, k->name, m.idx, s->want->index);
+            ERR(-ESTALE,
+                "%s: written by log index %" PRIu64 ", newer than "
+                "this state's %" PRIu64,
+                k->name, m.idx, s->want->index);
         bool named = is_qinq(s) && strcmp(k->name, qname) == 0;
         if (named && qdev_shape_ok(s, k)) {
             s->q = k;
@@ -181,11 +191,13 @@ static int plan_qdev_new(struct splan *s, const char *qname)
     add->vid = s->want->svlan;
     add->vproto = DRV_ETH_P_8021AD;
     add->master = s->br->ifindex;
+    add->group = DRV_NEW_GROUP;
     strcpy(add->mname, s->br->name);
     NEW_OP(set, drv_plan_add(s->p, DRV_OP_SET));
     strcpy(set->name, qname);
     drv_mark_format(&m, set->alias, sizeof set->alias);
     set->addrgen_off = true;
+    set->group = 0;
     NEW_OP(up, drv_plan_add(s->p, DRV_OP_SET));
     strcpy(up->name, qname);
     up->up = 1;
@@ -200,11 +212,14 @@ static int plan_qdev_repair(struct splan *s)
     bool alias = !drv_mark_same(&m, &have);
     bool remaster = s->q->master != s->br->ifindex;
     bool up = !(s->q->flags & IFF_UP);
-    if (!alias && !remaster && !up)
+    bool regroup = s->q->group == DRV_NEW_GROUP;
+    if (!alias && !remaster && !up && !regroup)
         return 0;
     NEW_OP(op, drv_plan_add(s->p, DRV_OP_SET));
     op->ifindex = s->q->ifindex;
     strcpy(op->name, s->q->name);
+    if (regroup)
+        op->group = 0;
     if (alias)
         drv_mark_format(&m, op->alias, sizeof op->alias);
     if (remaster) {
@@ -217,18 +232,19 @@ static int plan_qdev_repair(struct splan *s)
 
 static int plan_qinq(struct splan *s)
 {
-    char qname[IFNAMSIZ];
     char *errmsg = s->errmsg;
     size_t errlen = s->errlen;
-    drv_qinq_name(s->want->svlan, qname);
+    const char *qname = s->qname;
     int rc = plan_qdevs(s, qname);
     if (rc || !is_qinq(s))
         return rc;
     const struct drv_link *k = drv_links_find(s->have, qname);
     struct drv_mark m;
     if (k && !our_qdev(s, k, &m))
-        ERR(-EEXIST, "qinq: %s exists without our mark: not ours, left "
-            "alone", qname);
+        ERR(-EEXIST,
+            "qinq: %s exists without our mark: not ours, left "
+            "alone",
+            qname);
     return s->q ? plan_qdev_repair(s) : plan_qdev_new(s, qname);
 }
 
@@ -278,16 +294,17 @@ static int collect_ports(struct splan *s)
         if (rc)
             return rc;
     }
-    struct mport *upl = s->up->master == s->br->ifindex
-                            ? mport(s, s->up, "uplink") : NULL;
+    struct mport *upl =
+        s->up->master == s->br->ifindex ? mport(s, s->up, "uplink") : NULL;
     struct mport *q = s->q ? mport(s, s->q, "qinq") : NULL;
     struct mport *carrier = is_qinq(s) ? q : upl;
     for (uint32_t i = 0; i < s->want->nvlans; i++) {
         const struct drv_switch_vlan *v = &s->want->vlans[i];
         for (uint32_t j = 0; j < v->nhosts; j++) {
             const struct drv_port_map *pm = port_of(s->cfg, v->hosts[j]);
-            vlanset_add(&mport(s, drv_links_find(s->have, pm->port), "host")
-                             ->want, v->vid);
+            vlanset_add(
+                &mport(s, drv_links_find(s->have, pm->port), "host")->want,
+                v->vid);
         }
         if (v->uplink && carrier)
             vlanset_add(&carrier->want, v->vid);
@@ -343,6 +360,8 @@ static int plan_switch(struct splan *s)
     s->up = drv_links_find(s->have, s->cfg->uplink);
     if (!s->up)
         ERR(-ENODEV, "uplink %s: no such interface", s->cfg->uplink);
+    if (s->want->uplink == UPLINK_QINQ)
+        drv_qinq_name(s->want->svlan, s->qname);
     if (!s->br->vlan_filtering) {
         NEW_OP(op, drv_plan_add(s->p, DRV_OP_BR_FILTER));
         op->ifindex = s->br->ifindex;
@@ -366,9 +385,13 @@ int drv_plan_switch(const struct drv_switch_cfg *cfg,
     if (rc)
         return rc;
     struct splan s = {
-        .cfg = cfg, .want = want, .have = have, .p = p,
+        .cfg = cfg,
+        .want = want,
+        .have = have,
+        .p = p,
         .ports = calloc(cfg->nports + 2, sizeof *s.ports),
-        .errmsg = errmsg, .errlen = errlen,
+        .errmsg = errmsg,
+        .errlen = errlen,
     };
     if (!s.ports) {
         snprintf(errmsg, errlen, "out of memory");
@@ -376,6 +399,8 @@ int drv_plan_switch(const struct drv_switch_cfg *cfg,
     }
     rc = plan_switch(&s);
     free(s.ports);
+    if (rc == 0 && (rc = drv_plan_order(p)) != 0)
+        snprintf(errmsg, errlen, "out of memory");
     if (rc)
         drv_plan_reset(p);
     return rc;
@@ -458,8 +483,7 @@ static int read_vid(const struct drv_switch_cfg *cfg,
 }
 
 static int read_switch(const struct drv_switch_cfg *cfg,
-                       const struct drv_links *have,
-                       struct drv_switch_state *s)
+                       const struct drv_links *have, struct drv_switch_state *s)
 {
     struct drv_mark m;
     struct vlanset up;
@@ -482,8 +506,7 @@ static int read_switch(const struct drv_switch_cfg *cfg,
 }
 
 int drv_read_switch(const struct drv_switch_cfg *cfg,
-                    const struct vlanset *managed,
-                    const struct drv_links *have,
+                    const struct vlanset *managed, const struct drv_links *have,
                     struct drv_switch_state **out)
 {
     struct drv_switch_state *s = calloc(1, sizeof *s);

@@ -11,7 +11,6 @@
  * the kernel has no 802.1Q VLAN devices. The namespace is unshared by this
  * process only: it disappears with it.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
@@ -122,8 +121,8 @@ static int run(struct bench *b)
         fprintf(stderr, "bench-host: %s\n", err);
         return 1;
     }
-    struct drv_host_state s = {.trunk = "trunk0", .vlans = b->vlans,
-                               .complete = true};
+    struct drv_host_state s = {
+        .trunk = "trunk0", .vlans = b->vlans, .complete = true};
     int rc = apply(d, &s, b->n, &ta, &ca);
     if (rc == -EOPNOTSUPP || rc == -ENOENT) {
         printf("SKIP: this kernel cannot make 802.1Q VLAN devices\n");

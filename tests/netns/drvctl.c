@@ -104,9 +104,11 @@ static int cmd_host(struct drv *d, int argc, char **argv)
     int i = parse_opts(argc, argv, 1, &o);
     if (i < 0 || argc - i > MAX_ITEMS)
         return usage();
-    struct drv_host_state s = {.trunk = argv[0], .vlans = v,
+    struct drv_host_state s = {.trunk = argv[0],
+                               .vlans = v,
                                .nvlans = (uint32_t)(argc - i),
-                               .index = o.index, .complete = !o.incomplete};
+                               .index = o.index,
+                               .complete = !o.incomplete};
     for (int k = 0; i < argc; i++, k++) {
         char *eq = strchr(argv[i], '=');
         if (!eq)

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <errno.h>
@@ -11,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "testlib.h"
 #include "drivers/drv.h"
 #include "drivers/drv_int.h"
 #include "drivers/drv_mark.h"
 #include "drivers/drv_plan.h"
+#include "testlib.h"
 
 struct fx {
     char err[DRV_ERRMSG_MAX];
@@ -88,8 +89,7 @@ static void subif_names(void **state)
     assert_string_equal(name, "eth1.42");
     assert_int_equal(drv_subif_name("abcdefghij", 4094, name), 0);
     assert_string_equal(name, "abcdefghij.4094");
-    assert_int_equal(drv_subif_name("abcdefghijk", 4094, name),
-                     -ENAMETOOLONG);
+    assert_int_equal(drv_subif_name("abcdefghijk", 4094, name), -ENAMETOOLONG);
     assert_int_equal(drv_subif_name("abcdefghijk", 409, name), 0);
 }
 
@@ -106,8 +106,9 @@ static void marks_parse(void **state)
                        &x->m),
         DRV_MARK_CLUSTER);
     assert_true(x->m.idx == UINT64_MAX);
-    assert_int_equal(drv_mark_parse("virtcloud:qinq=br0:svlan=100:idx=7", &x->m),
-                     DRV_MARK_QINQ);
+    assert_int_equal(
+        drv_mark_parse("virtcloud:qinq=br0:svlan=100:idx=7", &x->m),
+        DRV_MARK_QINQ);
     assert_string_equal(x->m.name, "br0");
     assert_int_equal(x->m.vid, 100);
     assert_int_equal(x->m.idx, 7);
@@ -185,22 +186,25 @@ static void host_cfg(void **state)
     assert_string_equal(x->hc.pattern, "vc%u");
     assert_int_equal(x->hc.trash_group, DRV_TRASH_GROUP);
     assert_int_equal(drv_host_cfg_parse(&x->hc, "bridge=br-%u:group=0x10",
-                                        x->err, sizeof x->err), 0);
+                                        x->err, sizeof x->err),
+                     0);
     assert_string_equal(x->hc.pattern, "br-%u");
     assert_int_equal(x->hc.trash_group, 16);
-    assert_int_equal(drv_host_cfg_parse(&x->hc, "group=0", x->err,
-                                        sizeof x->err), 0);
+    assert_int_equal(
+        drv_host_cfg_parse(&x->hc, "group=0", x->err, sizeof x->err), 0);
     assert_int_equal(x->hc.trash_group, 0);
-    assert_int_equal(drv_host_cfg_parse(&x->hc, "group=-1", x->err,
-                                        sizeof x->err), -EINVAL);
+    assert_int_equal(
+        drv_host_cfg_parse(&x->hc, "group=-1", x->err, sizeof x->err), -EINVAL);
     assert_contains(x->err, "group \"-1\"");
-    assert_int_equal(drv_host_cfg_parse(&x->hc, "group=4294967296", x->err,
-                                        sizeof x->err), -EINVAL);
-    assert_int_equal(drv_host_cfg_parse(&x->hc, "bridge=vc%d", x->err,
-                                        sizeof x->err), -EINVAL);
+    assert_int_equal(
+        drv_host_cfg_parse(&x->hc, "group=4294967296", x->err, sizeof x->err),
+        -EINVAL);
+    assert_int_equal(
+        drv_host_cfg_parse(&x->hc, "bridge=vc%d", x->err, sizeof x->err),
+        -EINVAL);
     assert_contains(x->err, "bridge pattern \"vc%d\"");
-    assert_int_equal(drv_host_cfg_parse(&x->hc, "speed=10", x->err,
-                                        sizeof x->err), -EINVAL);
+    assert_int_equal(
+        drv_host_cfg_parse(&x->hc, "speed=10", x->err, sizeof x->err), -EINVAL);
     assert_contains(x->err, "\"speed=10\": unknown option");
 }
 
@@ -218,15 +222,17 @@ static void switch_cfg(void **state)
     struct fx *x = *state;
     assert_int_equal(drv_switch_cfg_parse(&x->sc,
                                           "br0:uplink=up0:h2=swp2:h1=swp1",
-                                          x->err, sizeof x->err), 0);
+                                          x->err, sizeof x->err),
+                     0);
     assert_string_equal(x->sc.bridge, "br0");
     assert_string_equal(x->sc.uplink, "up0");
     assert_int_equal(x->sc.nports, 2);
     assert_string_equal(x->sc.ports[0].host, "h1"); /* sorted by host */
     assert_string_equal(x->sc.ports[0].port, "swp1");
     drv_switch_cfg_close(&x->sc);
-    assert_int_equal(drv_switch_cfg_parse(&x->sc, "br0:uplink=up0", x->err,
-                                          sizeof x->err), 0);
+    assert_int_equal(
+        drv_switch_cfg_parse(&x->sc, "br0:uplink=up0", x->err, sizeof x->err),
+        0);
     assert_int_equal(x->sc.nports, 0);
     drv_switch_cfg_close(&x->sc);
     switch_bad(x, "", "bridge \"\"");
@@ -298,9 +304,9 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(patterns),    T(subif_names), T(marks_parse), T(marks_foreign),
-        T(marks_format), T(host_cfg),   T(switch_cfg),  T(open_errors),
-        T(open_roles),  T(errwrap),
+        T(patterns),     T(subif_names), T(marks_parse), T(marks_foreign),
+        T(marks_format), T(host_cfg),    T(switch_cfg),  T(open_errors),
+        T(open_roles),   T(errwrap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <errno.h>
@@ -13,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "testlib.h"
 #include "drivers/drv.h"
 #include "drivers/drv_dryrun.h"
 #include "drivers/drv_mark.h"
 #include "drivers/drv_plan.h"
+#include "testlib.h"
 
 struct fx {
     struct drv_links l;
@@ -139,12 +140,15 @@ static void host_from_empty(void **state)
     struct drv_host_vlan v[] = {{42, "c1", vm1, 1}};
     struct drv_host_state w = {"eth1", v, 1, 0, true};
     assert_int_equal(plan_host(x, &w), 0);
-    assert_string_equal(plan_text(x),
-        "link add vc42 type bridge\n"
-        "link set vc42 alias \"virtcloud:cluster=c1:vlan=42\" addrgenmode none\n"
+    assert_string_equal(
+        plan_text(x),
+        "link add vc42 group 1986199554 type bridge\n"
+        "link add eth1.42 link eth1 group 1986199554 type vlan id 42\n"
+        "link set vc42 alias \"virtcloud:cluster=c1:vlan=42\" addrgenmode none "
+        "group 0\n"
         "link set vc42 up\n"
-        "link add eth1.42 link eth1 type vlan id 42\n"
-        "link set eth1.42 alias \"virtcloud:cluster=c1:vlan=42\" addrgenmode none\n"
+        "link set eth1.42 alias \"virtcloud:cluster=c1:vlan=42\" addrgenmode "
+        "none group 0\n"
         "link set eth1.42 up\n");
     assert_int_equal(x->p.missing, 0);
 }
@@ -203,25 +207,29 @@ static void host_deletes(void **state)
     struct drv_host_state w = {"eth1", v, 1, 0, false};
     /* Incomplete view: 42 stays, 43 is completed. */
     assert_int_equal(plan_host(x, &w), 0);
-    assert_string_equal(plan_text(x),
-        "link add eth1.43 link eth1 master vc43 type vlan id 43\n"
-        "link set eth1.43 alias \"virtcloud:cluster=b:vlan=43\" addrgenmode none\n"
-        "link set eth1.43 up\n");
+    assert_string_equal(
+        plan_text(x), "link add eth1.43 link eth1 master vc43 group 1986199554 "
+                      "type vlan id 43\n"
+                      "link set eth1.43 alias \"virtcloud:cluster=b:vlan=43\" "
+                      "addrgenmode none group 0\n"
+                      "link set eth1.43 up\n");
     /* Complete: both of 42 go through the trash group. */
     w.complete = true;
     assert_int_equal(plan_host(x, &w), 0);
-    assert_string_equal(plan_text(x),
-        "link set vc42 group 1986199553\n"
-        "link set eth1.42 group 1986199553\n"
-        "link del group 1986199553\n"
-        "link add eth1.43 link eth1 master vc43 type vlan id 43\n"
-        "link set eth1.43 alias \"virtcloud:cluster=b:vlan=43\" addrgenmode none\n"
-        "link set eth1.43 up\n");
+    assert_string_equal(
+        plan_text(x), "link set vc42 group 1986199553\n"
+                      "link set eth1.42 group 1986199553\n"
+                      "link del group 1986199553\n"
+                      "link add eth1.43 link eth1 master vc43 group 1986199554 "
+                      "type vlan id 43\n"
+                      "link set eth1.43 alias \"virtcloud:cluster=b:vlan=43\" "
+                      "addrgenmode none group 0\n"
+                      "link set eth1.43 up\n");
     /* Without a trash group, one by one. */
     x->hc.trash_group = 0;
     assert_int_equal(plan_host(x, &w), 0);
-    assert_true(strncmp(plan_text(x), "link del vc42\nlink del eth1.42\n", 31)
-                == 0);
+    assert_true(
+        strncmp(plan_text(x), "link del vc42\nlink del eth1.42\n", 31) == 0);
 }
 
 static void host_trash_guard(void **state)
@@ -259,11 +267,13 @@ static void host_replaces_wrong_shape(void **state)
     struct drv_host_vlan v[] = {{42, "a", NULL, 0}};
     struct drv_host_state w = {"eth1", v, 1, 0, false};
     assert_int_equal(plan_host(x, &w), 0);
-    assert_string_equal(plan_text(x),
-        "link del eth1.42\n"
-        "link add eth1.42 link eth1 master vc42 type vlan id 42\n"
-        "link set eth1.42 alias \"virtcloud:cluster=a:vlan=42\" addrgenmode none\n"
-        "link set eth1.42 up\n");
+    assert_string_equal(
+        plan_text(x), "link del eth1.42\n"
+                      "link add eth1.42 link eth1 master vc42 group 1986199554 "
+                      "type vlan id 42\n"
+                      "link set eth1.42 alias \"virtcloud:cluster=a:vlan=42\" "
+                      "addrgenmode none group 0\n"
+                      "link set eth1.42 up\n");
 }
 
 static void host_repairs(void **state)
@@ -281,7 +291,8 @@ static void host_repairs(void **state)
     struct drv_host_vlan v[] = {{42, "c1", vm12, 2}};
     struct drv_host_state w = {"eth1", v, 1, 7, true};
     assert_int_equal(plan_host(x, &w), 0);
-    assert_string_equal(plan_text(x),
+    assert_string_equal(
+        plan_text(x),
         "link set vc42 alias \"virtcloud:cluster=c1:vlan=42:idx=7\" up\n"
         "link set vm2 master vc42\n"
         "link set stray nomaster\n");
@@ -291,11 +302,36 @@ static void host_repairs(void **state)
     assert_not_contains(plan_text(x), "nomaster");
 }
 
+/* A crash between creating a link and marking it leaves it in
+ * DRV_NEW_GROUP without an alias: still ours, completed, not refused. */
+static void host_half_made(void **state)
+{
+    struct fx *x = *state;
+    link_add(x, 2, "eth1", DRV_KIND_OTHER, NULL);
+    struct drv_link *b = link_add(x, 10, "vc42", DRV_KIND_BRIDGE, NULL);
+    b->group = DRV_NEW_GROUP;
+    b->flags = 0;
+    link_add(x, 11, "vc43", DRV_KIND_BRIDGE, NULL)->group = DRV_NEW_GROUP;
+    struct drv_host_vlan v[] = {{42, "c1", NULL, 0}};
+    struct drv_host_state w = {"eth1", v, 1, 0, true};
+    assert_int_equal(plan_host(x, &w), 0);
+    assert_string_equal(
+        plan_text(x),
+        "link del vc43\n"
+        "link set vc42 alias \"virtcloud:cluster=c1:vlan=42\" group 0 up\n"
+        "link add eth1.42 link eth1 master vc42 group 1986199554 type vlan id "
+        "42\n"
+        "link set eth1.42 alias \"virtcloud:cluster=c1:vlan=42\" addrgenmode "
+        "none group 0\n"
+        "link set eth1.42 up\n");
+}
+
 static void host_fence(void **state)
 {
     struct fx *x = *state;
     link_add(x, 2, "eth1", DRV_KIND_OTHER, NULL);
-    link_add(x, 10, "vc9", DRV_KIND_BRIDGE, "virtcloud:cluster=z:vlan=9:idx=20");
+    link_add(x, 10, "vc9", DRV_KIND_BRIDGE,
+             "virtcloud:cluster=z:vlan=9:idx=20");
     struct drv_host_state w = {"eth1", NULL, 0, 10, true};
     assert_int_equal(plan_host(x, &w), -ESTALE);
     assert_string_equal(x->err, "vc9: written by log index 20, newer than "
@@ -398,16 +434,16 @@ static void switch_from_empty(void **state)
     ((struct drv_link *)&x->l.v[0])->vlan_filtering = false;
     struct drv_switch_vlan v[] = {{42, "c1", h12, 2, true},
                                   {44, "c2", h1, 1, false}};
-    struct drv_switch_state w = {.uplink = UPLINK_XPONDER, .vlans = v,
-                                 .nvlans = 2, .complete = true};
+    struct drv_switch_state w = {
+        .uplink = UPLINK_XPONDER, .vlans = v, .nvlans = 2, .complete = true};
     vlanset_parse(&w.managed, "40-50", err, sizeof err);
     assert_int_equal(plan_switch(x, &w), 0);
     assert_string_equal(plan_text(x),
-        "link set br0 type bridge vlan_filtering 1\n"
-        "vlan add dev swp1 vid 42\n"
-        "vlan add dev swp1 vid 44\n"
-        "vlan add dev swp2 vid 42\n"
-        "vlan add dev up0 vid 42\n");
+                        "link set br0 type bridge vlan_filtering 1\n"
+                        "vlan add dev swp1 vid 42\n"
+                        "vlan add dev swp1 vid 44\n"
+                        "vlan add dev swp2 vid 42\n"
+                        "vlan add dev up0 vid 42\n");
 }
 
 static void switch_managed_rule(void **state)
@@ -423,8 +459,8 @@ static void switch_managed_rule(void **state)
     vlanset_add(&p1->pv->vids, 42);
     p1->pv->pvid = 42;
     struct drv_switch_vlan v[] = {{42, NULL, h1, 1, false}};
-    struct drv_switch_state w = {.uplink = UPLINK_VPLS, .vlans = v,
-                                 .nvlans = 1, .complete = false};
+    struct drv_switch_state w = {
+        .uplink = UPLINK_VPLS, .vlans = v, .nvlans = 1, .complete = false};
     vlanset_parse(&w.managed, "40-50", err, sizeof err);
     assert_int_equal(plan_switch(x, &w), 0);
     assert_string_equal(plan_text(x), "vlan add dev swp1 vid 42\n");
@@ -443,19 +479,24 @@ static void switch_qinq(void **state)
     vlanset_add(&((struct drv_link *)drv_links_find(&x->l, "up0"))->pv->vids,
                 42);
     struct drv_switch_vlan v[] = {{42, NULL, h1, 1, true}};
-    struct drv_switch_state w = {.uplink = UPLINK_QINQ, .svlan = 100,
-                                 .vlans = v, .nvlans = 1, .complete = true};
+    struct drv_switch_state w = {.uplink = UPLINK_QINQ,
+                                 .svlan = 100,
+                                 .vlans = v,
+                                 .nvlans = 1,
+                                 .complete = true};
     vlanset_parse(&w.managed, "40-50", err, sizeof err);
     assert_int_equal(plan_switch(x, &w), 0);
-    assert_string_equal(plan_text(x),
-        "link add vcq100 link up0 master br0 type vlan proto 802.1ad id 100\n"
-        "link set vcq100 alias \"virtcloud:qinq=br0:svlan=100\" addrgenmode none\n"
-        "link set vcq100 up\n"
-        "vlan add dev swp1 vid 42\n"
-        "vlan del dev up0 vid 42\n");
+    assert_string_equal(
+        plan_text(x), "link add vcq100 link up0 master br0 group 1986199554 "
+                      "type vlan proto 802.1ad id 100\n"
+                      "link set vcq100 alias \"virtcloud:qinq=br0:svlan=100\" "
+                      "addrgenmode none group 0\n"
+                      "link set vcq100 up\n"
+                      "vlan add dev swp1 vid 42\n"
+                      "vlan del dev up0 vid 42\n");
     /* Once there: the S-VLAN device carries the uplink VIDs. */
-    struct drv_link *q = vlan_add(x, 9, "vcq100", 5, 100,
-                                  "virtcloud:qinq=br0:svlan=100");
+    struct drv_link *q =
+        vlan_add(x, 9, "vcq100", 5, 100, "virtcloud:qinq=br0:svlan=100");
     q->vproto = DRV_ETH_P_8021AD;
     port_vids(q, 2, "", 1);
     assert_int_equal(plan_switch(x, &w), 0);
@@ -464,8 +505,8 @@ static void switch_qinq(void **state)
     /* Another S-VLAN: the old device goes. */
     w.svlan = 200;
     assert_int_equal(plan_switch(x, &w), 0);
-    assert_true(strncmp(plan_text(x), "link del vcq100\nlink add vcq200 ", 32)
-                == 0);
+    assert_true(
+        strncmp(plan_text(x), "link del vcq100\nlink add vcq200 ", 32) == 0);
 }
 
 static void switch_invalid(void **state)
@@ -475,8 +516,8 @@ static void switch_invalid(void **state)
     static const char *const h9[] = {"h9"};
     switch_base(x);
     struct drv_switch_vlan v[] = {{42, NULL, h9, 1, false}};
-    struct drv_switch_state w = {.uplink = UPLINK_XPONDER, .vlans = v,
-                                 .nvlans = 1, .complete = true};
+    struct drv_switch_state w = {
+        .uplink = UPLINK_XPONDER, .vlans = v, .nvlans = 1, .complete = true};
     vlanset_parse(&w.managed, "40-50", err, sizeof err);
     assert_int_equal(plan_switch(x, &w), -EINVAL);
     assert_string_equal(x->err, "vlan 42: host h9: no port for it in the "
@@ -498,7 +539,8 @@ static void switch_invalid(void **state)
     assert_string_equal(x->err, "host h2: port swp2: not a port of bridge br0");
 }
 
-/* --- whole applies on the dryrun model --------------------------------------- */
+/* --- whole applies on the dryrun model ---------------------------------------
+ */
 
 static void dry_open(struct fx *x, const char *cfg)
 {
@@ -551,8 +593,9 @@ static void dry_host_cycle(void **state)
     assert_non_null(m);
     many_init(m, 500);
     dry_open(x, "dryrun");
-    assert_int_equal(drv_dryrun_link_add(x->d, "keep0", DRV_KIND_BRIDGE, NULL,
-                                         "not ours"), 0);
+    assert_int_equal(
+        drv_dryrun_link_add(x->d, "keep0", DRV_KIND_BRIDGE, NULL, "not ours"),
+        0);
     struct drv_host_state w = {"eth1", m->v, 500, 0, true};
     /* Per cluster: bridge + alias + up, subif + alias + up, 2 masters. */
     assert_int_equal(host_apply(x, &w), 500 * 8);
@@ -588,16 +631,18 @@ static void dry_log_and_read(void **state)
     host_apply(x, &w);
     char *log = drv_log_take(x->d);
     assert_non_null(log);
-    assert_string_equal(log,
-        "link add vc42 type bridge\n"
-        "link set vc42 alias \"virtcloud:cluster=c1:vlan=42\" addrgenmode none\n"
-        "link set vc42 up\n"
-        "link add eth1.42 link eth1 type vlan id 42\n"
-        "link set eth1.42 alias \"virtcloud:cluster=c1:vlan=42\" addrgenmode none\n"
-        "link set eth1.42 up\n"
-        "link set eth1.42 master vc42\n"
-        "link set vm1 master vc42\n"
-        "link set vm2 master vc42\n");
+    assert_string_equal(
+        log, "link add vc42 group 1986199554 type bridge\n"
+             "link add eth1.42 link eth1 group 1986199554 type vlan id 42\n"
+             "link set vc42 alias \"virtcloud:cluster=c1:vlan=42\" addrgenmode "
+             "none group 0\n"
+             "link set vc42 up\n"
+             "link set eth1.42 alias \"virtcloud:cluster=c1:vlan=42\" "
+             "addrgenmode none group 0\n"
+             "link set eth1.42 up\n"
+             "link set eth1.42 master vc42\n"
+             "link set vm1 master vc42\n"
+             "link set vm2 master vc42\n");
     free(log);
     assert_null(drv_log_take(x->d));
     assert_int_equal(drv_host_read(x->d, "eth1", &rb, x->err, sizeof x->err),
@@ -617,10 +662,10 @@ static void dry_fail_injection(void **state)
     dry_open(x, "dryrun:0:1");
     struct drv_host_vlan v[] = {{42, "c1", NULL, 0}};
     struct drv_host_state w = {"eth1", v, 1, 0, true};
-    assert_int_equal(drv_host_apply(x->d, &w, &r, x->err, sizeof x->err),
-                     -EIO);
-    assert_string_equal(x->err, "dryrun: vlan 42: link add vc42 type bridge: "
-                                "Input/output error (injected failure)");
+    assert_int_equal(drv_host_apply(x->d, &w, &r, x->err, sizeof x->err), -EIO);
+    assert_string_equal(
+        x->err, "dryrun: vlan 42: link add vc42 group 1986199554 type bridge: "
+                "Input/output error (injected failure)");
     assert_int_equal(r.changes, 0);
     /* A 30% failure rate still converges over a few applies. */
     dry_open(x, "dryrun:0:0.3:5");
@@ -640,17 +685,17 @@ static void dry_switch_cycle(void **state)
     dry_open(x, "dryrun");
     struct drv_switch_vlan v[] = {{42, "c1", h12, 2, true},
                                   {43, "c2", h1, 1, false}};
-    struct drv_switch_state w = {.uplink = UPLINK_XPONDER, .vlans = v,
-                                 .nvlans = 2, .complete = true};
+    struct drv_switch_state w = {
+        .uplink = UPLINK_XPONDER, .vlans = v, .nvlans = 2, .complete = true};
     vlanset_parse(&w.managed, "40-50", err, sizeof err);
-#define SW_APPLY() \
+#define SW_APPLY()                                                             \
     assert_int_equal(drv_switch_apply(x->d, &w, &r, x->err, sizeof x->err), 0)
     SW_APPLY();
     assert_int_equal(r.changes, 1 + 4); /* vlan_filtering, 4 memberships */
     SW_APPLY();
     assert_int_equal(r.changes, 0);
-    assert_int_equal(drv_switch_read(x->d, &w.managed, &rb, x->err,
-                                     sizeof x->err), 0);
+    assert_int_equal(
+        drv_switch_read(x->d, &w.managed, &rb, x->err, sizeof x->err), 0);
     assert_int_equal(rb->nvlans, 2);
     assert_int_equal(rb->vlans[0].vid, 42);
     assert_int_equal(rb->vlans[0].nhosts, 2);
@@ -663,8 +708,8 @@ static void dry_switch_cycle(void **state)
     assert_true(r.changes > 0);
     SW_APPLY();
     assert_int_equal(r.changes, 0);
-    assert_int_equal(drv_switch_read(x->d, &w.managed, &rb, x->err,
-                                     sizeof x->err), 0);
+    assert_int_equal(
+        drv_switch_read(x->d, &w.managed, &rb, x->err, sizeof x->err), 0);
     assert_int_equal(rb->uplink, UPLINK_QINQ);
     assert_int_equal(rb->svlan, 100);
     assert_true(rb->vlans[0].uplink);
@@ -675,8 +720,8 @@ static void dry_switch_cycle(void **state)
     SW_APPLY();
     assert_int_equal(r.changes, 0);
     assert_int_equal(count_marked(x->d), 0);
-    assert_int_equal(drv_switch_read(x->d, &w.managed, &rb, x->err,
-                                     sizeof x->err), 0);
+    assert_int_equal(
+        drv_switch_read(x->d, &w.managed, &rb, x->err, sizeof x->err), 0);
     assert_int_equal(rb->nvlans, 0);
     drv_switch_state_free(rb);
 #undef SW_APPLY
@@ -686,12 +731,25 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(host_from_empty),    T(host_second_round), T(host_refuses_unmarked),
-        T(host_deletes),       T(host_trash_guard),  T(host_replaces_wrong_shape),
-        T(host_repairs),       T(host_fence),        T(host_missing),
-        T(host_invalid),       T(switch_from_empty), T(switch_managed_rule),
-        T(switch_qinq),        T(switch_invalid),    T(dry_host_cycle),
-        T(dry_log_and_read),   T(dry_fail_injection), T(dry_switch_cycle),
+        T(host_from_empty),
+        T(host_second_round),
+        T(host_refuses_unmarked),
+        T(host_deletes),
+        T(host_trash_guard),
+        T(host_replaces_wrong_shape),
+        T(host_repairs),
+        T(host_half_made),
+        T(host_fence),
+        T(host_missing),
+        T(host_invalid),
+        T(switch_from_empty),
+        T(switch_managed_rule),
+        T(switch_qinq),
+        T(switch_invalid),
+        T(dry_host_cycle),
+        T(dry_log_and_read),
+        T(dry_fail_injection),
+        T(dry_switch_cycle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
