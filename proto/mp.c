@@ -187,32 +187,38 @@ int mp_scan(const void *data, size_t len, size_t *used)
 {
     const uint8_t *p = data;
     size_t off = 0;
-    uint64_t pending[MP_MAX_DEPTH + 1]; /* values still owed per level */
+    /* Values still owed: at this level in a register, at the levels above
+     * in saved[] (depth of them). */
+    uint64_t owed = 1, saved[MP_MAX_DEPTH];
     int depth = 0;
-    pending[0] = 1;
-    while (depth >= 0) {
-        /* Most values of a log entry are scalars: one lookup each, with
-         * the count owed at this level kept in a register. */
-        uint64_t owed = pending[depth];
-        size_t whole;
-        while (owed && off < len && (whole = scalar_size[p[off]])) {
-            if (whole > len - off)
-                return VC_EMALFORMED;
-            owed--;
-            off += whole;
-        }
-        pending[depth] = owed;
-        if (owed == 0) {
-            depth--;
-            continue;
+    for (;;) {
+        while (owed == 0) {
+            if (depth == 0) {
+                *used = off;
+                return 0;
+            }
+            owed = saved[--depth];
         }
         if (off >= len)
             return VC_EMALFORMED;
+        owed--;
+        /* Most values of a log entry are scalars: one lookup each. */
+        size_t whole = scalar_size[p[off]];
+        if (whole) {
+            if (whole > len - off)
+                return VC_EMALFORMED;
+            off += whole;
+            continue;
+        }
         size_t hdr;
         uint64_t payload, children;
-        if (header(p + off, len - off, &hdr, &payload, &children) != 0)
+        if ((p[off] & 0xf0) == 0x90) { /* fixarray: every command is one */
+            hdr = 1;
+            payload = 0;
+            children = p[off] & 0x0f;
+        } else if (header(p + off, len - off, &hdr, &payload, &children)) {
             return VC_EMALFORMED;
-        pending[depth]--;
+        }
         off += hdr;
         if (payload > len - off)
             return VC_EMALFORMED;
@@ -221,11 +227,10 @@ int mp_scan(const void *data, size_t len, size_t *used)
             /* Every value takes at least one byte. */
             if (children > len - off || depth == MP_MAX_DEPTH)
                 return VC_EMALFORMED;
-            pending[++depth] = children;
+            saved[depth++] = owed;
+            owed = children;
         }
     }
-    *used = off;
-    return 0;
 }
 
 int mp_check(const void *data, size_t len)
