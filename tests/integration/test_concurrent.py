@@ -67,8 +67,8 @@ def test(env):
     refused = set()
     for name, sites, rid, t, r in results:
         if r.rc in (3, 4):
-            r = c.cli((t + 1) % 3, "--request-id", rid, "cluster", "create",
-                      name, "--sites", ",".join(sites), timeout="15s")
+            r = c.repeat((t + 1) % 3, "--request-id", rid, "cluster", "create",
+                         name, "--sites", ",".join(sites), timeout="15s")
             vc.check(r.rc in (0, 1), "retry of %s: %r", rid, r)
         if r.rc == 0:
             vc.check(r.doc["name"] == name and r.doc["sites"] == sites,

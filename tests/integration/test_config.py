@@ -67,6 +67,10 @@ def test(env):
         ("missing INI file", ["--config", os.path.join(env.dir, "nope.ini")]
          + good, ["nope.ini"]),
         ("stray argument", good + ["extra"], ["extra"]),
+    ]
+    # Checked when raft starts, not by config.c: startup lines may come
+    # first (reported), so only the exit status and the last line count.
+    late = [
         ("bootstrap without this site",
          good + ["--bootstrap", "praha=127.0.0.1:%d" % port],
          ["bootstrap", "brno"]),
@@ -89,6 +93,13 @@ def test(env):
         if problems:
             failures.append("%s: %s (stderr %r)" % (what, "; ".join(problems),
                                                     err[:300]))
+    for what, argv, words in late:
+        rc, out, err = env.run_agent(argv)
+        last = (err.splitlines() or [""])[-1]
+        vc.log("%-22s rc=%d stderr=%r", what, rc, err.strip())
+        if rc != 2 or not all(w in last for w in words):
+            failures.append("%s: exit %d, last stderr line %r" % (what, rc,
+                                                                  last))
     if os.path.exists(data):
         vc.log("note: a refused start left the data dir %s behind", data)
         os.rmdir(data)

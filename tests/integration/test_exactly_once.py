@@ -21,15 +21,15 @@ def test(env):
     vc.check(r.rc == 0 and r.doc["vlan"] == 151, "%r", r)
 
     for i in (1, 2, 0):
-        rep = c.cli(i, "--request-id", cid, "cluster", "create", "job1",
-                    "--sites", "brno,praha")
+        rep = c.repeat(i, "--request-id", cid, "cluster", "create", "job1",
+                       "--sites", "brno,praha")
         vc.check(rep.rc == 0, "repeat at %s: %r", c[i].name, rep)
         vc.check(rep.doc == first.doc, "repeat at %s answered %r, first "
                  "answer was %r", c[i].name, rep.doc, first.doc)
     # The same id with another command body still gets the first answer
     # and changes nothing (docs/cli.md: "whatever the command").
-    rep = c.cli(2, "--request-id", cid, "cluster", "create", "job1-typo",
-                "--sites", "plzen")
+    rep = c.repeat(2, "--request-id", cid, "cluster", "create", "job1-typo",
+                   "--sites", "plzen")
     vc.check(rep.rc == 0 and rep.doc["vlan"] == 150 and
              rep.doc["message"] == first.doc["message"], "%r", rep)
     # A new id for the same name is a new command: refused, EXISTS.
@@ -48,7 +48,7 @@ def test(env):
     vc.check(rel.rc == 0, "%r", rel)
     gen = rel.doc["gen"]
     for i in (2, 0):
-        rep = c.cli(i, "--request-id", rid, "cluster", "release", "job1")
+        rep = c.repeat(i, "--request-id", rid, "cluster", "release", "job1")
         vc.check(rep.rc == 0 and rep.doc == rel.doc, "release repeat at %s: "
                  "%r vs first %r", c[i].name, rep.doc, rel.doc)
     # A fresh release is a second command and says so: the repeats above
@@ -64,6 +64,13 @@ def test(env):
                  "released once means one generation step: %r", show)
     else:
         vc.check(show.doc["error"] == "NOTFOUND", "%r", show)
+    if c.inflight_refusals:
+        # Reported: a follower answers from its own apply of an earlier
+        # entry with the same id while its forwarded copy is still in
+        # flight at the leader, which then refuses the client's next
+        # repeat. Documented exit 3, so tolerated after a retry.
+        vc.log("%d repeat(s) refused as 'already in flight' before the "
+               "first answer came back", len(c.inflight_refusals))
     clusters, _ = c.wait_converged()
     vc.check(sum(1 for x in clusters if x["name"] == "job1") <= 1, "%r",
              clusters)

@@ -93,8 +93,8 @@ def test(env):
     # agrees with it.
     answers = []
     for i in (survivor, leader, f1):
-        a = c.cli(i, "--request-id", race_id, "cluster", "create", "race",
-                  "--sites", "praha,plzen", timeout="10s")
+        a = c.repeat(i, "--request-id", race_id, "cluster", "create", "race",
+                     "--sites", "praha,plzen", timeout="10s")
         answers.append((a.rc, a.doc.get("vlan") if a.doc else None))
     vc.log("race write retried: %r", answers)
     vc.check(len(set(answers)) == 1 and answers[0][0] == 0,
@@ -105,10 +105,10 @@ def test(env):
              "race cluster %r vs answer %r", race, answers[0])
 
     # The refused write, retried with its id, now applies exactly once.
-    r1 = c.cli(f1, "--request-id", nq_id, "cluster", "create", "nq",
-               "--sites", "praha,plzen", timeout="10s")
-    r2 = c.cli(survivor, "--request-id", nq_id, "cluster", "create", "nq",
-               "--sites", "praha,plzen", timeout="10s")
+    r1 = c.repeat(f1, "--request-id", nq_id, "cluster", "create", "nq",
+                  "--sites", "praha,plzen", timeout="10s")
+    r2 = c.repeat(survivor, "--request-id", nq_id, "cluster", "create", "nq",
+                  "--sites", "praha,plzen", timeout="10s")
     vc.check(r1.rc == 0 and r2.rc == 0 and r1.doc["vlan"] == r2.doc["vlan"],
              "retry of the refused write: %r / %r", r1, r2)
     clusters, sites = c.wait_converged(timeout=20)

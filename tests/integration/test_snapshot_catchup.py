@@ -58,8 +58,8 @@ def test(env):
     # the agent that only got the snapshot.
     for name in ("early0", "mid01"):
         rid, where, doc = ids[name]
-        r = c.cli(f1, "--request-id", rid, "cluster", "create", name,
-                  "--sites", where, timeout="10s")
+        r = c.repeat(f1, "--request-id", rid, "cluster", "create", name,
+                     "--sites", where, timeout="10s")
         vc.check(r.rc == 0 and r.doc == doc, "repeat of %s after the "
                  "snapshot: %r, first answer %r", rid, r, doc)
 

@@ -252,6 +252,7 @@ class Cluster:
         pools = pools or POOLS
         self.agents = [Agent(env, SITE_NAMES[i], pools[i], extra)
                        for i in range(n)]
+        self.inflight_refusals = []
         boot = ",".join("%s=%s" % (a.name, a.peer) for a in self.agents)
         for a in self.agents:
             a.bootstrap = boot
@@ -284,6 +285,22 @@ class Cluster:
         """Runs the CLI against agent i (or api=...)."""
         return self.env.cli(*args, api=api or self.agents[i].api,
                             timeout=timeout, json_out=json_out)
+
+    def repeat(self, i, *args, timeout="5s", within=10):
+        """Runs a write that carries a --request-id already used, retrying
+        exit 3 "already in flight" answers (docs/cli.md: exit 3, retry with
+        the same id) for up to `within` seconds. Returns the final Result;
+        the refusals seen are counted in self.inflight_refusals."""
+        deadline = time.monotonic() + within
+        while True:
+            r = self.cli(i, *args, timeout=timeout)
+            if not (r.rc == 3 and "already in flight" in r.message) or \
+                    time.monotonic() >= deadline:
+                return r
+            self.inflight_refusals.append(r)
+            log("repeat refused as in flight at %s; retrying: %s",
+                self.agents[i].name, r.message)
+            time.sleep(0.2)
 
     def status(self, i):
         r = self.cli(i, "status", timeout="3s")
