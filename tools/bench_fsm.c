@@ -102,7 +102,7 @@ static struct span span_end(struct span t0)
                          now_s(CLOCK_PROCESS_CPUTIME_ID) - t0.cpu};
 }
 
-static void die(const char *what, const char *detail)
+_Noreturn static void die(const char *what, const char *detail)
 {
     fprintf(stderr, "bench: %s: %s\n", what, detail);
     exit(1);
