@@ -3,12 +3,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "../proto/err.h"
+#include "keys.h"
 #include "log.h"
 
 struct key {
@@ -174,6 +176,78 @@ static int k_bootstrap(struct config *c, const char *v, char *e, size_t l)
     return 0;
 }
 
+static int k_key(struct config *c, const char *v, char *e, size_t l)
+{
+    if (!*v) {
+        snprintf(e, l, "must not be empty (leave the key out for plain TCP)");
+        return VC_EINVAL;
+    }
+    return set_str(c->key_path, sizeof c->key_path, v, e, l);
+}
+
+static int k_cluster_id(struct config *c, const char *v, char *e, size_t l)
+{
+    if (!proto_name_ok(mp_cstr(v))) {
+        snprintf(e, l, "\"%s\" is not a valid cluster id (1-63 of A-Z a-z "
+                 "0-9 . _ -)", v);
+        return VC_EINVAL;
+    }
+    return set_str(c->cluster_id, sizeof c->cluster_id, v, e, l);
+}
+
+/* "vc1:" + base64 of a 32-byte Ed25519 point (agent/keys.h); parsed here
+ * with libsodium directly so that config.c links on its own (fuzzing). */
+static int parse_pk(const char *v, uint8_t pk[32])
+{
+    size_t got = 0, plen = strlen(KEYS_PUBLIC_PREFIX);
+    const char *end = NULL;
+    if (strncmp(v, KEYS_PUBLIC_PREFIX, plen) != 0 || sodium_init() < 0 ||
+        sodium_base642bin(pk, 32, v + plen, strlen(v + plen), NULL, &got,
+                          &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        got != 32 || *end || !crypto_core_ed25519_is_valid_point(pk))
+        return VC_EINVAL;
+    return 0;
+}
+
+static int k_peer_keys(struct config *c, const char *v, char *e, size_t l)
+{
+    char buf[4096], *save, *item;
+    if (set_str(buf, sizeof buf, v, e, l) != 0)
+        return VC_EINVAL;
+    c->npeer_keys = 0;
+    for (item = strtok_r(buf, ", ", &save); item;
+         item = strtok_r(NULL, ", ", &save)) {
+        char *eq = strchr(item, '=');
+        struct config_peer_key *k = &c->peer_keys[c->npeer_keys];
+        if (!eq) {
+            snprintf(e, l, "\"%.80s\" is not SITE=vc1:KEY", item);
+            return VC_EINVAL;
+        }
+        *eq = '\0';
+        if (c->npeer_keys == CONFIG_PEER_KEYS_MAX) {
+            snprintf(e, l, "more than %d keys", CONFIG_PEER_KEYS_MAX);
+            return VC_EINVAL;
+        }
+        if (!proto_name_ok(mp_cstr(item))) {
+            snprintf(e, l, "\"%s\" is not a valid site name", item);
+            return VC_EINVAL;
+        }
+        for (unsigned i = 0; i < c->npeer_keys; i++)
+            if (strcmp(c->peer_keys[i].site, item) == 0) {
+                snprintf(e, l, "site \"%s\" listed twice", item);
+                return VC_EINVAL;
+            }
+        if (parse_pk(eq + 1, k->pk) != 0) {
+            snprintf(e, l, "%s: \"%.60s\" is not a public key (vc1:BASE64, "
+                     "as printed by virtcloud keygen)", item, eq + 1);
+            return VC_EINVAL;
+        }
+        snprintf(k->site, sizeof k->site, "%s", item);
+        c->npeer_keys++;
+    }
+    return 0;
+}
+
 static int k_join(struct config *c, const char *v, char *e, size_t l)
 {
     return set_addr(c->join, v, e, l);
@@ -291,6 +365,12 @@ static const struct key keys[] = {
      k_bootstrap},
     {"join", "client API of any member to join through (empty data dir)",
      k_join},
+    {"key", "this site's private key file (virtcloud keygen); without it "
+            "peer traffic is plain TCP", k_key},
+    {"cluster-id", "name bound into every peer handshake (default "
+                   "virtcloud)", k_cluster_id},
+    {"peer-keys", "pinned site keys SITE=vc1:KEY,... (every bootstrap member)",
+     k_peer_keys},
     {"voters", "target number of voters, odd (default 3)", k_voters},
     {"demote-after", "ms before an unreachable voter is replaced (default "
                      "30000)", k_demote_after},
@@ -341,6 +421,7 @@ static void defaults(struct config *c)
     c->request_timeout_ms = 10000;
     c->max_batch = 1024;
     c->voters = 3;
+    snprintf(c->cluster_id, sizeof c->cluster_id, "virtcloud");
     c->drift = 2; /* repair */
     c->reconcile_interval_ms = 5000;
     c->demote_after_ms = 30000;
@@ -445,6 +526,31 @@ static int flag_value(int argc, char **argv, int i, char *name, size_t cap,
     return i + 1;
 }
 
+/* With a key, every other bootstrap member needs a pinned key: the
+ * founders can reach each other from the first start. */
+static int check_keys(struct config *c, char *err, size_t len)
+{
+    if (!c->key_path[0]) {
+        if (c->npeer_keys) {
+            snprintf(err, len, "config: peer-keys: given without key (this "
+                     "site's private key)");
+            return VC_EINVAL;
+        }
+        return 0;
+    }
+    for (unsigned i = 0; i < c->nbootstrap; i++) {
+        bool found = strcmp(c->bootstrap[i].site, c->site) == 0;
+        for (unsigned k = 0; k < c->npeer_keys && !found; k++)
+            found = strcmp(c->peer_keys[k].site, c->bootstrap[i].site) == 0;
+        if (!found) {
+            snprintf(err, len, "config: peer-keys: no key pinned for "
+                     "bootstrap member \"%s\"", c->bootstrap[i].site);
+            return VC_EINVAL;
+        }
+    }
+    return 0;
+}
+
 static int check_required(struct config *c, char *err, size_t len)
 {
     const char *missing = !c->site[0]       ? "site"
@@ -464,6 +570,8 @@ static int check_required(struct config *c, char *err, size_t len)
     }
     if (!c->managed_set)
         c->managed = c->switch_cfg[0] != '\0';
+    if (check_keys(c, err, len) != 0)
+        return VC_EINVAL;
     if (!c->advertise[0])
         snprintf(c->advertise, sizeof c->advertise, "%s", c->api);
     if (!c->unix_path[0] &&
@@ -559,6 +667,16 @@ void config_print(const struct config *c, void *file)
             c->heartbeat_timeout_ms, c->snapshot_threshold,
             c->snapshot_trailing, c->sweep_interval_ms, c->request_timeout_ms,
             c->max_batch);
+    fprintf(f, "key = %s\ncluster-id = %s\npeer-keys = ", c->key_path,
+            c->cluster_id);
+    for (unsigned i = 0; i < c->npeer_keys; i++) {
+        char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+        sodium_bin2base64(b64, sizeof b64, c->peer_keys[i].pk, 32,
+                          sodium_base64_VARIANT_ORIGINAL);
+        fprintf(f, "%s%s=%s%s", i ? "," : "", c->peer_keys[i].site,
+                KEYS_PUBLIC_PREFIX, b64);
+    }
+    fprintf(f, "\n");
     static const char *lv[] = {"debug", "info", "warn", "error"};
     fprintf(f, "log-level = %s\n", lv[c->log_level]);
 }

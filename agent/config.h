@@ -15,6 +15,14 @@
 #include "../proto/vlanset.h"
 
 #define CONFIG_MEMBERS_MAX 16
+#define CONFIG_PEER_KEYS_MAX 16
+#define CONFIG_CLUSTER_ID_MAX 64 /* NUL included */
+
+/* A pinned site key (peer-keys): the Ed25519 public key of a site. */
+struct config_peer_key {
+    char site[VC_NAME_MAX + 1];
+    uint8_t pk[32];
+};
 
 struct config_member {
     char site[VC_NAME_MAX + 1];
@@ -33,6 +41,13 @@ struct config {
     unsigned demote_after_ms;   /* unreachable voter -> standby after */
     struct config_member bootstrap[CONFIG_MEMBERS_MAX];
     unsigned nbootstrap;
+    /* Peer channel: with key set, raft traffic is authenticated and
+     * encrypted and only sites pinned in peer_keys are accepted; without
+     * it, plain TCP (a warning at start-up). */
+    char key_path[512];                        /* this site's private key */
+    char cluster_id[CONFIG_CLUSTER_ID_MAX];    /* default "virtcloud" */
+    struct config_peer_key peer_keys[CONFIG_PEER_KEYS_MAX];
+    unsigned npeer_keys;
     struct vlanset vlans;
     bool have_vlans;
     uint8_t uplink;

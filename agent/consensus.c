@@ -240,10 +240,8 @@ int consensus_start(struct consensus *c, uv_loop_t *loop,
         snprintf(err, len, "out of memory");
         return VC_ENOMEM;
     }
-    if ((rv = transport_init(&c->transport, loop)) != 0) {
-        snprintf(err, len, "transport: %s", raft_strerror(rv));
+    if ((rv = transport_init(&c->transport, loop, cfg, err, len)) != 0)
         goto err_zone;
-    }
     if ((rv = raft_uv_init(&c->io, loop, cfg->data_dir, &c->transport)) != 0) {
         snprintf(err, len, "data-dir %s: %s", cfg->data_dir, c->io.errmsg);
         goto err_transport;

@@ -1,13 +1,836 @@
+/* The secure raft transport: TCP + agent/channel.h + a socketpair pump.
+ *
+ * Raft only establishes connections through a raft_uv_transport; then it
+ * reads and writes the uv_stream_t it was handed, with no hook to transform
+ * the bytes. So for every authenticated connection we make a socketpair:
+ * raft gets one end (a uv_pipe_t from raft_malloc, which raft uv_close()s
+ * and raft_free()s), and the pump moves bytes between the other end and
+ * the TCP connection, sealing what raft writes into channel frames and
+ * handing raft only what authenticated. Connections are one-way: each
+ * server dials its peers for its outgoing messages.
+ *
+ * Happy path, outgoing (raft calls connect(id, address)): look up the key
+ * pinned for the site whose raft id is id -> TCP connect -> msg1 -> msg2
+ * (the peer proves the pinned key) -> msg3 -> socketpair -> raft's connect
+ * callback gets its end. Incoming: accept -> msg1 (the key must be pinned;
+ * the site, hence the raft id, comes from the key) -> msg2 -> msg3 (the
+ * peer proves its key) -> socketpair -> raft's accept callback with that
+ * id and the peer's signed raft address.
+ *
+ * Failure modes:
+ * - no key pinned for the id dialled, connect refused, handshake failure
+ *   or no completed handshake within TRANSPORT_HANDSHAKE_MS: raft's
+ *   connect callback gets RAFT_NOCONNECTION and raft retries later.
+ * - incoming garbage, an unknown or wrong key, a bad signature, a silent
+ *   or slow peer (same deadline), more than TRANSPORT_UNAUTH_MAX (or
+ *   TRANSPORT_UNAUTH_PER_IP from one address) connections still in the
+ *   handshake: the connection is closed and the refusal logged once with
+ *   the peer's address (repeats from one address are rate limited).
+ * - after the handshake, a frame that fails to authenticate (tampered,
+ *   replayed, reordered, cut), an oversize frame, EOF without the final
+ *   frame or a socket error: both ends are closed at once, raft sees EOF on
+ *   its end and redials.
+ * - raft closes its end, or the peer sends its final frame: the pump sends
+ *   our final frame, flushes (uv_shutdown, bounded by CLOSE_GRACE_MS) and
+ *   closes.
+ * - transport close (raft_close): stop listening, cancel connects in
+ *   progress (RAFT_CANCELED), close every pump; the close callback fires
+ *   once every handle is closed.
+ * Back-pressure: while more than HIGH_WATER bytes wait to be written on
+ * one side, reading from the other side stops.
+ */
 #include "transport.h"
 
-int transport_init(struct raft_uv_transport *t, uv_loop_t *loop)
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "consensus.h"
+#include "keys.h"
+#include "log.h"
+
+#define READ_BYTES (64 * 1024)
+#define HIGH_WATER (4u << 20)
+#define LOW_WATER (1u << 20)
+#define CLOSE_GRACE_MS 1000
+#define REFUSALS 32              /* rate-limit slots, by address and error */
+#define REFUSAL_QUIET_MS 30000   /* repeats logged at most this often */
+
+struct pump;
+
+struct refusal {
+    char who[INET6_ADDRSTRLEN + 10];
+    int err;
+    uint64_t last_ms;
+    unsigned suppressed;
+};
+
+struct tr {
+    struct raft_uv_transport *t;
+    uv_loop_t *loop;
+    const struct config *cfg; /* borrowed */
+    struct keys_pair self;
+    raft_id id;
+    char address[CHANNEL_ADDR_MAX];
+    uv_tcp_t listener;
+    bool listening;
+    raft_uv_accept_cb accept_cb;
+    struct pump *pumps;
+    unsigned unauth; /* incoming connections still in the handshake */
+    bool closing;
+    raft_uv_transport_close_cb close_cb;
+    struct refusal refusals[REFUSALS];
+    char rbuf[READ_BYTES]; /* every read lands here and is consumed at once */
+};
+
+struct wreq {
+    uv_write_t req;
+    struct pump *p;
+    uint8_t *base;
+    size_t len;
+    bool to_tcp;
+};
+
+struct pump {
+    struct tr *tr;
+    bool incoming;
+    bool counted;     /* in tr->unauth */
+    bool closing;     /* hard close started: handles closing */
+    bool finishing;   /* graceful close started */
+    unsigned handles; /* open handles; freed at 0 */
+    unsigned shutdowns;
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* handshake deadline, then close grace */
+    uv_pipe_t pipe;   /* our end of the socketpair, once established */
+    bool pipe_open;
+    uv_pipe_t *raft_end; /* not yet handed to raft */
+    uv_connect_t creq;
+    uv_shutdown_t tcp_sreq, pipe_sreq;
+    struct raft_uv_connect *req; /* outgoing, until its cb fired */
+    raft_uv_connect_cb cb;
+    raft_id id;
+    size_t tcp_pending, pipe_pending; /* bytes queued for writing */
+    bool tcp_paused, pipe_paused;     /* reading stopped (back-pressure) */
+    char ip[INET6_ADDRSTRLEN];
+    char peer[INET6_ADDRSTRLEN + 8]; /* "ip:port" for the logs */
+    char site[CHANNEL_NAME_MAX];
+    struct channel ch;
+    struct pump *next, *prev;
+};
+
+static void pump_hard_close(struct pump *p);
+static void pump_finish(struct pump *p);
+static void tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void pipe_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* --- logging ------------------------------------------------------------ */
+
+/* Logs a refused connection once; the same error from the same address
+ * again within REFUSAL_QUIET_MS is counted, not logged. */
+static void refuse(struct tr *tr, struct pump *p, int err, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
+
+static void refuse(struct tr *tr, struct pump *p, int err, const char *fmt,
+                   ...)
 {
-    /* Plain TCP for now; raft_uv rejects any version but 1. */
+    struct refusal *slot = &tr->refusals[0];
+    uint64_t now = uv_now(tr->loop);
+    /* Incoming: by address (source ports change); outgoing: by the site
+     * dialled. Direction is part of the key: "<" in, ">" out. */
+    char who[sizeof slot->who];
+    char why[320];
+    va_list ap;
+    snprintf(who, sizeof who, "%s%s", p->incoming ? "<" : ">",
+             p->incoming ? p->ip : p->peer);
+    for (int i = 0; i < REFUSALS; i++) {
+        struct refusal *r = &tr->refusals[i];
+        if (r->err == err && strcmp(r->who, who) == 0) {
+            slot = r;
+            break;
+        }
+        if (r->last_ms < slot->last_ms)
+            slot = r;
+    }
+    bool same = slot->err == err && strcmp(slot->who, who) == 0;
+    if (same && now - slot->last_ms < REFUSAL_QUIET_MS) {
+        slot->suppressed++;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    if (same && slot->suppressed)
+        log_warn("peer %s: %s (%u similar refusals not logged)", p->peer, why,
+                 slot->suppressed);
+    else
+        log_warn("peer %s: %s", p->peer, why);
+    snprintf(slot->who, sizeof slot->who, "%s", who);
+    slot->err = err;
+    slot->last_ms = now;
+    slot->suppressed = 0;
+}
+
+static void name_peer(struct pump *p, const struct sockaddr_storage *ss)
+{
+    uint16_t port = 0;
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)ss;
+        uv_ip6_name(a, p->ip, sizeof p->ip);
+        port = ntohs(a->sin6_port);
+        snprintf(p->peer, sizeof p->peer, "[%s]:%u", p->ip, port);
+    } else {
+        const struct sockaddr_in *a = (const void *)ss;
+        uv_ip4_name(a, p->ip, sizeof p->ip);
+        port = ntohs(a->sin_port);
+        snprintf(p->peer, sizeof p->peer, "%s:%u", p->ip, port);
+    }
+}
+
+/* --- keys ---------------------------------------------------------------- */
+
+/* channel_allow_fn: a pinned key other than our own. */
+static int allow_cb(void *data, const uint8_t *pk, char *name, size_t cap)
+{
+    const struct tr *tr = data;
+    for (unsigned i = 0; i < tr->cfg->npeer_keys; i++) {
+        const struct config_peer_key *k = &tr->cfg->peer_keys[i];
+        if (strcmp(k->site, tr->cfg->site) != 0 &&
+            sodium_memcmp(k->pk, pk, KEYS_PUBLIC_BYTES) == 0) {
+            snprintf(name, cap, "%s", k->site);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static const struct config_peer_key *key_of_id(const struct tr *tr,
+                                               raft_id id)
+{
+    for (unsigned i = 0; i < tr->cfg->npeer_keys; i++)
+        if (consensus_site_id(tr->cfg->peer_keys[i].site) == id)
+            return &tr->cfg->peer_keys[i];
+    return NULL;
+}
+
+/* --- pump life cycle ----------------------------------------------------- */
+
+static void maybe_closed(struct tr *tr)
+{
+    if (tr->closing && !tr->listening && !tr->pumps && tr->close_cb) {
+        raft_uv_transport_close_cb cb = tr->close_cb;
+        tr->close_cb = NULL;
+        cb(tr->t);
+    }
+}
+
+static void pump_handle_close_cb(uv_handle_t *h)
+{
+    struct pump *p = h->data;
+    struct tr *tr = p->tr;
+    if (--p->handles > 0)
+        return;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        tr->pumps = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    channel_close(&p->ch);
+    free(p);
+    maybe_closed(tr);
+}
+
+static void raft_end_close_cb(uv_handle_t *h)
+{
+    raft_free(h);
+}
+
+static void uncount(struct pump *p)
+{
+    if (p->counted) {
+        p->counted = false;
+        p->tr->unauth--;
+    }
+}
+
+/* Tells raft that its connect failed (or was cancelled), once. */
+static void fail_connect(struct pump *p)
+{
+    struct raft_uv_connect *req = p->req;
+    if (!req)
+        return;
+    p->req = NULL;
+    p->cb(req, NULL, p->tr->closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
+}
+
+static void pump_hard_close(struct pump *p)
+{
+    if (p->closing)
+        return;
+    p->closing = true;
+    uncount(p);
+    fail_connect(p);
+    if (p->raft_end) {
+        uv_close((uv_handle_t *)p->raft_end, raft_end_close_cb);
+        p->raft_end = NULL;
+    }
+    uv_close((uv_handle_t *)&p->timer, pump_handle_close_cb);
+    uv_close((uv_handle_t *)&p->tcp, pump_handle_close_cb);
+    if (p->pipe_open)
+        uv_close((uv_handle_t *)&p->pipe, pump_handle_close_cb);
+}
+
+static struct pump *pump_new(struct tr *tr, bool incoming)
+{
+    struct pump *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->tr = tr;
+    p->incoming = incoming;
+    uv_tcp_init(tr->loop, &p->tcp);
+    uv_timer_init(tr->loop, &p->timer);
+    p->tcp.data = p->timer.data = p->pipe.data = p;
+    p->handles = 2;
+    p->next = tr->pumps;
+    if (tr->pumps)
+        tr->pumps->prev = p;
+    tr->pumps = p;
+    return p;
+}
+
+static void deadline_cb(uv_timer_t *t)
+{
+    struct pump *p = t->data;
+    if (p->closing)
+        return;
+    if (p->finishing) { /* close grace over: drop what is left */
+        pump_hard_close(p);
+        return;
+    }
+    refuse(p->tr, p, -ETIMEDOUT, "no completed handshake within %d ms%s%s: "
+           "closed", TRANSPORT_HANDSHAKE_MS, p->site[0] ? " with " : "",
+           p->site);
+    pump_hard_close(p);
+}
+
+/* --- writing ------------------------------------------------------------- */
+
+static void resume_reading(struct pump *p);
+
+static void write_cb(uv_write_t *w, int status)
+{
+    struct wreq *wr = w->data;
+    struct pump *p = wr->p;
+    if (wr->to_tcp)
+        p->tcp_pending -= wr->len;
+    else
+        p->pipe_pending -= wr->len;
+    free(wr->base);
+    free(wr);
+    if (p->closing)
+        return;
+    if (status < 0) {
+        log_info("peer %s%s%s: write: %s: connection closed", p->peer,
+                 p->site[0] ? " " : "", p->site, uv_strerror(status));
+        pump_hard_close(p);
+        return;
+    }
+    resume_reading(p);
+}
+
+/* Writes the bytes of b (taking them over, b is emptied) to TCP or to our
+ * end of the socketpair. Returns 0 or a negative errno (p then closes). */
+static int send_buf(struct pump *p, struct channel_buf *b, bool to_tcp)
+{
+    struct wreq *wr;
+    uv_stream_t *s = to_tcp ? (uv_stream_t *)&p->tcp : (uv_stream_t *)&p->pipe;
+    if (b->len == 0)
+        return 0;
+    if (!(wr = malloc(sizeof *wr))) {
+        channel_buf_free(b);
+        return -ENOMEM;
+    }
+    wr->p = p;
+    wr->base = b->base;
+    wr->len = b->len;
+    wr->to_tcp = to_tcp;
+    wr->req.data = wr;
+    b->base = NULL;
+    b->len = b->cap = 0;
+    uv_buf_t ub = uv_buf_init((char *)wr->base, (unsigned)wr->len);
+    int rv = uv_write(&wr->req, s, &ub, 1, write_cb);
+    if (rv != 0) {
+        free(wr->base);
+        free(wr);
+        return rv;
+    }
+    if (to_tcp) {
+        p->tcp_pending += wr->len;
+        if (p->tcp_pending > HIGH_WATER && p->pipe_open && !p->pipe_paused) {
+            uv_read_stop((uv_stream_t *)&p->pipe);
+            p->pipe_paused = true;
+        }
+    } else {
+        p->pipe_pending += wr->len;
+        if (p->pipe_pending > HIGH_WATER && !p->tcp_paused) {
+            uv_read_stop((uv_stream_t *)&p->tcp);
+            p->tcp_paused = true;
+        }
+    }
+    return 0;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct pump *p = h->data;
+    (void)suggested;
+    *buf = uv_buf_init(p->tr->rbuf, sizeof p->tr->rbuf);
+}
+
+static void resume_reading(struct pump *p)
+{
+    if (p->tcp_paused && p->pipe_pending < LOW_WATER) {
+        p->tcp_paused = false;
+        if (uv_read_start((uv_stream_t *)&p->tcp, alloc_cb, tcp_read_cb))
+            pump_hard_close(p);
+    }
+    if (!p->closing && p->pipe_paused && p->tcp_pending < LOW_WATER) {
+        p->pipe_paused = false;
+        if (uv_read_start((uv_stream_t *)&p->pipe, alloc_cb, pipe_read_cb))
+            pump_hard_close(p);
+    }
+}
+
+/* --- graceful close ------------------------------------------------------ */
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+    struct pump *p = req->data;
+    (void)status;
+    if (p->closing)
+        return;
+    if (--p->shutdowns == 0)
+        pump_hard_close(p);
+}
+
+/* Our final frame, then both write sides flushed and shut down, then
+ * closed; CLOSE_GRACE_MS at most. */
+static void pump_finish(struct pump *p)
+{
+    struct channel_buf wire = {0};
+    if (p->closing || p->finishing)
+        return;
+    if (!channel_established(&p->ch)) {
+        pump_hard_close(p);
+        return;
+    }
+    p->finishing = true;
+    if (channel_finish(&p->ch, &wire) == 0 && send_buf(p, &wire, true) != 0) {
+        pump_hard_close(p);
+        return;
+    }
+    channel_buf_free(&wire);
+    uv_read_stop((uv_stream_t *)&p->pipe);
+    p->tcp_sreq.data = p->pipe_sreq.data = p;
+    if (uv_shutdown(&p->tcp_sreq, (uv_stream_t *)&p->tcp, shutdown_cb) == 0)
+        p->shutdowns++;
+    if (uv_shutdown(&p->pipe_sreq, (uv_stream_t *)&p->pipe, shutdown_cb) == 0)
+        p->shutdowns++;
+    if (p->shutdowns == 0) {
+        pump_hard_close(p);
+        return;
+    }
+    uv_timer_start(&p->timer, deadline_cb, CLOSE_GRACE_MS, 0);
+}
+
+/* --- established: the socketpair ---------------------------------------- */
+
+/* Makes the socketpair: raft's end in p->raft_end (raft_malloc), ours in
+ * p->pipe, read from at once. 0 or a negative errno. */
+static int make_pair(struct pump *p)
+{
+    int fds[2], rv;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+        return -errno;
+    if (!(p->raft_end = raft_malloc(sizeof *p->raft_end))) {
+        close(fds[0]);
+        close(fds[1]);
+        return -ENOMEM;
+    }
+    uv_pipe_init(p->tr->loop, p->raft_end, 0);
+    uv_pipe_init(p->tr->loop, &p->pipe, 0);
+    p->pipe.data = p;
+    p->pipe_open = true;
+    p->handles++;
+    if ((rv = uv_pipe_open(p->raft_end, fds[0])) != 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return rv;
+    }
+    if ((rv = uv_pipe_open(&p->pipe, fds[1])) != 0) {
+        close(fds[1]);
+        return rv;
+    }
+    return uv_read_start((uv_stream_t *)&p->pipe, alloc_cb, pipe_read_cb);
+}
+
+static int on_established(struct pump *p)
+{
+    struct tr *tr = p->tr;
+    int rv;
+    uv_timer_stop(&p->timer);
+    uncount(p);
+    if (p->incoming)
+        snprintf(p->site, sizeof p->site, "%s", p->ch.peer_name);
+    if ((rv = make_pair(p)) != 0) {
+        log_error("peer %s %s: socketpair: %s", p->peer, p->site,
+                  uv_strerror(rv));
+        return rv;
+    }
+    uv_stream_t *s = (uv_stream_t *)p->raft_end;
+    p->raft_end = NULL; /* raft's from now on */
+    log_debug("peer %s: %s %s authenticated", p->peer,
+              p->incoming ? "from" : "to", p->site);
+    if (p->incoming) {
+        tr->accept_cb(tr->t, consensus_site_id(p->site), p->ch.peer_addr, s);
+    } else {
+        struct raft_uv_connect *req = p->req;
+        p->req = NULL;
+        p->cb(req, s, 0);
+    }
+    return 0;
+}
+
+/* --- reading ------------------------------------------------------------- */
+
+static void on_tcp_eof(struct pump *p)
+{
+    bool was_open = channel_established(&p->ch);
+    if (channel_eof(&p->ch) == 0) {
+        pump_finish(p);
+        return;
+    }
+    if (was_open)
+        log_info("peer %s %s: %s", p->peer, p->site, channel_error(&p->ch));
+    else
+        refuse(p->tr, p, -EPIPE, "%s: closed", channel_error(&p->ch));
+    pump_hard_close(p);
+}
+
+static void tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct pump *p = s->data;
+    struct channel_buf wire = {0}, plain = {0};
+    bool was_open;
+    int rv;
+    if (p->closing || nread == 0)
+        return;
+    if (nread < 0) {
+        if (nread == UV_EOF) {
+            on_tcp_eof(p);
+            return;
+        }
+        log_info("peer %s %s: read: %s: closed", p->peer, p->site,
+                 uv_strerror((int)nread));
+        pump_hard_close(p);
+        return;
+    }
+    was_open = channel_established(&p->ch);
+    rv = channel_recv(&p->ch, buf->base, (size_t)nread, &wire, &plain);
+    if (send_buf(p, &wire, true) != 0 && rv == 0)
+        rv = -EIO;
+    if (rv == 0 && !was_open && channel_established(&p->ch) &&
+        on_established(p) != 0)
+        rv = -EIO;
+    if (rv == 0 && plain.len && !p->finishing &&
+        send_buf(p, &plain, false) != 0)
+        rv = -EIO;
+    channel_buf_free(&wire);
+    channel_buf_free(&plain);
+    if (rv != 0) {
+        if (rv == -EIO)
+            log_error("peer %s %s: cannot pump: closed", p->peer, p->site);
+        else if (was_open)
+            log_warn("peer %s %s: %s: connection closed", p->peer, p->site,
+                     channel_error(&p->ch));
+        else
+            refuse(p->tr, p, rv, "refused: %s", channel_error(&p->ch));
+        pump_hard_close(p);
+        return;
+    }
+    if (channel_peer_done(&p->ch))
+        pump_finish(p);
+}
+
+static void pipe_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct pump *p = s->data;
+    struct channel_buf wire = {0};
+    if (p->closing || p->finishing || nread == 0)
+        return;
+    if (nread < 0) { /* raft closed its end */
+        pump_finish(p);
+        return;
+    }
+    if (channel_send(&p->ch, buf->base, (size_t)nread, &wire) != 0 ||
+        send_buf(p, &wire, true) != 0) {
+        channel_buf_free(&wire);
+        log_error("peer %s %s: cannot send: closed", p->peer, p->site);
+        pump_hard_close(p);
+    }
+}
+
+/* --- outgoing ------------------------------------------------------------ */
+
+static void connect_cb(uv_connect_t *creq, int status)
+{
+    struct pump *p = creq->data;
+    struct channel_buf wire = {0};
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (p->closing)
+        return;
+    if (status != 0) {
+        log_debug("peer %s %s: connect: %s", p->peer, p->site,
+                  uv_strerror(status));
+        pump_hard_close(p);
+        return;
+    }
+    uv_tcp_nodelay(&p->tcp, 1);
+    if (uv_tcp_getpeername(&p->tcp, (struct sockaddr *)&ss, &len) == 0)
+        name_peer(p, &ss);
+    if (channel_start(&p->ch, &wire) != 0 || send_buf(p, &wire, true) != 0 ||
+        uv_read_start((uv_stream_t *)&p->tcp, alloc_cb, tcp_read_cb) != 0) {
+        channel_buf_free(&wire);
+        pump_hard_close(p);
+    }
+}
+
+static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
+                      raft_id id, const char *address, raft_uv_connect_cb cb)
+{
+    struct tr *tr = t->impl;
+    struct sockaddr_storage ss;
+    const struct config_peer_key *k = key_of_id(tr, id);
+    struct pump *p;
+    if (tr->closing)
+        return RAFT_CANCELED;
+    if (!k) {
+        log_debug("raft id %llu at %s: no key pinned for it in peer-keys: "
+                  "not dialled", (unsigned long long)id, address);
+        return RAFT_NOCONNECTION;
+    }
+    if (config_parse_addr(address, &ss) != 0) {
+        log_warn("site %s: raft address \"%s\" is not IP:PORT", k->site,
+                 address);
+        return RAFT_NOCONNECTION;
+    }
+    if (!(p = pump_new(tr, false)))
+        return RAFT_NOMEM;
+    struct channel_config cc = {.initiator = true, .self = &tr->self,
+                                .cluster_id = tr->cfg->cluster_id,
+                                .address = tr->address, .expect = k->pk};
+    p->req = req;
+    p->cb = cb;
+    p->id = id;
+    snprintf(p->site, sizeof p->site, "%s", k->site);
+    snprintf(p->peer, sizeof p->peer, "%s", address);
+    snprintf(p->ip, sizeof p->ip, "%s", address);
+    p->creq.data = p;
+    if (channel_init(&p->ch, &cc) != 0 ||
+        uv_tcp_connect(&p->creq, &p->tcp, (struct sockaddr *)&ss,
+                       connect_cb) != 0) {
+        p->req = NULL; /* failing synchronously: no callback */
+        pump_hard_close(p);
+        return RAFT_NOCONNECTION;
+    }
+    uv_timer_start(&p->timer, deadline_cb, TRANSPORT_HANDSHAKE_MS, 0);
+    return 0;
+}
+
+/* --- incoming ------------------------------------------------------------ */
+
+static unsigned unauth_from(struct tr *tr, const char *ip)
+{
+    unsigned n = 0;
+    for (struct pump *p = tr->pumps; p; p = p->next)
+        n += p->counted && strcmp(p->ip, ip) == 0;
+    return n;
+}
+
+static void listen_cb(uv_stream_t *server, int status)
+{
+    struct tr *tr = server->data;
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    struct pump *p;
+    if (tr->closing || status != 0 || !(p = pump_new(tr, true)))
+        return;
+    struct channel_config cc = {.self = &tr->self,
+                                .cluster_id = tr->cfg->cluster_id,
+                                .allow = allow_cb, .allow_data = tr};
+    if (uv_accept(server, (uv_stream_t *)&p->tcp) != 0 ||
+        uv_tcp_getpeername(&p->tcp, (struct sockaddr *)&ss, &len) != 0) {
+        pump_hard_close(p);
+        return;
+    }
+    name_peer(p, &ss);
+    if (tr->unauth >= TRANSPORT_UNAUTH_MAX ||
+        unauth_from(tr, p->ip) >= TRANSPORT_UNAUTH_PER_IP) {
+        refuse(tr, p, -EMFILE, "refused: %u connections still in the "
+               "handshake (%u from this address)", tr->unauth,
+               unauth_from(tr, p->ip));
+        pump_hard_close(p);
+        return;
+    }
+    p->counted = true;
+    tr->unauth++;
+    uv_tcp_nodelay(&p->tcp, 1);
+    if (channel_init(&p->ch, &cc) != 0 ||
+        uv_read_start((uv_stream_t *)&p->tcp, alloc_cb, tcp_read_cb) != 0) {
+        pump_hard_close(p);
+        return;
+    }
+    uv_timer_start(&p->timer, deadline_cb, TRANSPORT_HANDSHAKE_MS, 0);
+}
+
+static int tr_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
+{
+    struct tr *tr = t->impl;
+    struct sockaddr_storage ss;
+    int rv;
+    if (config_parse_addr(tr->address, &ss) != 0) {
+        snprintf(t->errmsg, sizeof t->errmsg, "listen address \"%s\" is "
+                 "not IP:PORT", tr->address);
+        return RAFT_INVALID;
+    }
+    tr->accept_cb = cb;
+    uv_tcp_init(tr->loop, &tr->listener);
+    tr->listener.data = tr;
+    tr->listening = true;
+    if ((rv = uv_tcp_bind(&tr->listener, (struct sockaddr *)&ss, 0)) != 0 ||
+        (rv = uv_listen((uv_stream_t *)&tr->listener, 128, listen_cb)) != 0) {
+        snprintf(t->errmsg, sizeof t->errmsg, "listen on %s: %s",
+                 tr->address, uv_strerror(rv));
+        return RAFT_IOERR;
+    }
+    return 0;
+}
+
+/* --- transport ----------------------------------------------------------- */
+
+static int tr_init(struct raft_uv_transport *t, raft_id id,
+                   const char *address)
+{
+    struct tr *tr = t->impl;
+    if (strlen(address) >= sizeof tr->address) {
+        snprintf(t->errmsg, sizeof t->errmsg, "address too long");
+        return RAFT_INVALID;
+    }
+    tr->id = id;
+    snprintf(tr->address, sizeof tr->address, "%s", address);
+    return 0;
+}
+
+static void listener_close_cb(uv_handle_t *h)
+{
+    struct tr *tr = h->data;
+    tr->listening = false;
+    maybe_closed(tr);
+}
+
+static void tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
+{
+    struct tr *tr = t->impl;
+    tr->closing = true;
+    tr->close_cb = cb;
+    if (tr->listening)
+        uv_close((uv_handle_t *)&tr->listener, listener_close_cb);
+    for (struct pump *p = tr->pumps, *next; p; p = next) {
+        next = p->next;
+        /* A clean end for the peers; raft closed (or will close) its
+         * ends already, so nothing of ours waits to be flushed. */
+        if (channel_established(&p->ch) && !p->ch.final_sent &&
+            !p->closing) {
+            struct channel_buf wire = {0};
+            if (channel_finish(&p->ch, &wire) == 0)
+                send_buf(p, &wire, true);
+            channel_buf_free(&wire);
+        }
+        pump_hard_close(p);
+    }
+    maybe_closed(tr);
+}
+
+static int init_plain(struct raft_uv_transport *t, uv_loop_t *loop,
+                      char *errmsg, size_t errlen)
+{
+    log_warn("peer traffic is not encrypted: no key configured (set key, "
+             "peer-keys and cluster-id; see virtcloud keygen)");
+    t->version = 1; /* raft_uv rejects any other */
+    if (raft_uv_tcp_init(t, loop) != 0) {
+        snprintf(errmsg, errlen, "transport: out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+int transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
+                   const struct config *cfg, char *errmsg, size_t errlen)
+{
+    struct tr *tr;
+    char why[512];
+    int rv;
+    if (!cfg->key_path[0])
+        return init_plain(t, loop, errmsg, errlen);
+    if (!(tr = calloc(1, sizeof *tr))) {
+        snprintf(errmsg, errlen, "transport: out of memory");
+        return -ENOMEM;
+    }
+    if ((rv = keys_load_private(cfg->key_path, &tr->self, why, sizeof why))) {
+        snprintf(errmsg, errlen, "key: %s", why);
+        free(tr);
+        return rv;
+    }
+    for (unsigned i = 0; i < cfg->npeer_keys; i++)
+        if (strcmp(cfg->peer_keys[i].site, cfg->site) == 0 &&
+            sodium_memcmp(cfg->peer_keys[i].pk, tr->self.pk, 32) != 0)
+            log_warn("peer-keys pins another key for this site (%s) than "
+                     "the one in %s: the others will refuse it", cfg->site,
+                     cfg->key_path);
+    tr->t = t;
+    tr->loop = loop;
+    tr->cfg = cfg;
+    memset(t, 0, sizeof *t);
     t->version = 1;
-    return raft_uv_tcp_init(t, loop);
+    t->impl = tr;
+    t->init = tr_init;
+    t->listen = tr_listen;
+    t->connect = tr_connect;
+    t->close = tr_close;
+    char pub[KEYS_PUBLIC_TEXT_MAX];
+    keys_format_public(tr->self.pk, pub, sizeof pub);
+    log_info("peer traffic authenticated and encrypted: key %s, cluster-id "
+             "%s, %u pinned site keys", pub, cfg->cluster_id, cfg->npeer_keys);
+    return 0;
 }
 
 void transport_close(struct raft_uv_transport *t)
 {
-    raft_uv_tcp_close(t);
+    struct tr *tr;
+    if (t->close != tr_close) {
+        raft_uv_tcp_close(t);
+        return;
+    }
+    tr = t->impl;
+    keys_wipe(&tr->self);
+    free(tr);
+    t->impl = NULL;
 }

@@ -1,16 +1,38 @@
 /* The raft peer transport, behind raft's raft_uv_transport interface so the
- * encrypted transport can replace plain TCP without touching consensus.c.
+ * encrypted transport replaces plain TCP without touching consensus.c's
+ * use of raft_uv.
+ *
+ * With cfg->key_path set, every raft connection is a TCP connection that
+ * runs the agent/channel.h handshake (only sites pinned in cfg->peer_keys
+ * are accepted, their raft id taken from their key) and then carries raft's
+ * bytes in encrypted frames; raft itself reads and writes one end of a
+ * socketpair that transport.c pumps (see transport.c). Without a key,
+ * stock raft_uv_tcp, with a warning: peer traffic is then neither
+ * authenticated nor encrypted.
  */
 #ifndef VC_AGENT_TRANSPORT_H
 #define VC_AGENT_TRANSPORT_H
 
 #include <raft/uv.h>
+#include <stddef.h>
 #include <uv.h>
 
-/* Initializes t for use by raft_uv_init(). Returns 0 or a raft error. */
-int transport_init(struct raft_uv_transport *t, uv_loop_t *loop);
+#include "config.h"
 
-/* Releases t once raft_uv has been closed. */
+/* A silent or slow peer is dropped after this long without a completed
+ * handshake (also bounds an outgoing connect). */
+#define TRANSPORT_HANDSHAKE_MS 5000
+/* Connections not yet authenticated, in all and from one IP address. */
+#define TRANSPORT_UNAUTH_MAX 64
+#define TRANSPORT_UNAUTH_PER_IP 8
+
+/* Initialises t for raft_uv_init(). cfg is borrowed and must outlive t
+ * (it lives in struct agent). Loads the private key if one is configured.
+ * Returns 0, or a negative errno with a one-line errmsg. */
+int transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
+                   const struct config *cfg, char *errmsg, size_t errlen);
+
+/* Releases t once raft_uv has been closed (or was never started). */
 void transport_close(struct raft_uv_transport *t);
 
 #endif

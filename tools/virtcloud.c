@@ -13,6 +13,8 @@
 #include "cli.h"
 
 static int cmd_help(struct cli *c, int argc, char **argv);
+/* tools/cmd_keygen.c */
+int cmd_keygen(struct cli *c, int argc, char **argv);
 
 static const struct cli_command commands[] = {
     {"status", cmd_status, "",
@@ -22,6 +24,9 @@ static const struct cli_command commands[] = {
      cmd_cluster_commands},
     {"host", cmd_host, "SUBCOMMAND ...", "hypervisor hosts and service nodes",
      cmd_host_commands},
+    {"keygen", cmd_keygen, "[--out PATH]",
+     "new site key pair: PATH (0600) and PATH.pub; prints the public key",
+     NULL},
     {"help", cmd_help, "[COMMAND]", "show this help", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""The encrypted, authenticated peer transport (agent/transport.c), with keys
+made by `virtcloud keygen`:
+
+1. three agents with pinned keys elect a leader and commit creates;
+2. a slow-loris connection (connect, 1 byte, silence) to a peer port is
+   closed within the handshake deadline while the cluster keeps committing;
+3. garbage bytes on the peer port are refused (closed, logged with the
+   address) without harming the cluster; idle connections beyond the
+   per-address cap are closed at once;
+4. a site running with another key than the one pinned for it never joins
+   the raft traffic: its peers log the refusal, it never leads or commits.
+
+With VC_BENCH=path/to/virtcloud-bench, runs the creates benchmark against a
+plain-TCP and a secure cluster instead (same binaries, same run) and prints
+both throughputs and the cost in percent (VC_BENCH_COUNT, VC_BENCH_CONC,
+VC_BENCH_ROUNDS tune it).
+"""
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vc  # noqa: E402
+
+DEADLINE_S = 5.0  # TRANSPORT_HANDSHAKE_MS
+PER_IP_CAP = 8    # TRANSPORT_UNAUTH_PER_IP
+
+
+def keygen(env, name):
+    """Runs `virtcloud keygen`; returns (private key path, public key)."""
+    kdir = os.path.join(env.dir, "keys%d" % len(env.clusters))
+    os.makedirs(kdir, exist_ok=True)
+    path = os.path.join(kdir, name + ".key")
+    r = env.cli("keygen", "--out", path)
+    vc.check(r.rc == 0 and isinstance(r.doc, dict), "keygen: %r", r)
+    pub = r.doc["public"]
+    vc.check(re.fullmatch(r"vc1:[A-Za-z0-9+/]{43}=", pub), "public key %r",
+             pub)
+    vc.check(os.stat(path).st_mode & 0o777 == 0o600, "%s is not 0600", path)
+    with open(path + ".pub") as f:
+        vc.check(f.read().strip() == pub, "%s.pub differs", path)
+    # Never overwrites.
+    again = env.cli("keygen", "--out", path)
+    vc.check(again.rc != 0, "keygen overwrote %s: %r", path, again)
+    return path, pub
+
+
+def secure_cluster(env, n=3, wrong=None, start=True, timeout=60):
+    """n agents with keys pinned in each other's peer-keys; the site named
+    `wrong` runs with a key of its own instead of the pinned one."""
+    c = env.cluster(n, start=False)
+    if len(env.clusters) > 1:  # site names repeat: own data dirs and logs
+        for a in c.agents:
+            tag = "c%d-%s" % (len(env.clusters), a.name)
+            a.data_dir = os.path.join(env.dir, tag)
+            a.log_path = os.path.join(env.dir, tag + ".log")
+    keys = {a.name: keygen(env, a.name) for a in c.agents}
+    pins = ",".join("%s=%s" % (name, keys[name][1]) for name in keys)
+    for a in c.agents:
+        path = keys[a.name][0]
+        if a.name == wrong:
+            path = keygen(env, a.name + "-wrong")[0]
+        a.extra += ["--key", path, "--peer-keys", pins,
+                    "--cluster-id", "itest"]
+    if start:
+        c.start(timeout)
+    return c, keys
+
+
+def create(c, i, name, sites="brno,praha,plzen", timeout="10s"):
+    r = c.cli(i, "cluster", "create", name, "--sites", sites, timeout=timeout)
+    vc.check(r.rc == 0 and r.doc.get("ok") is True, "create %s: %r", name, r)
+    return r
+
+
+def closed_after(sock, limit):
+    """Seconds until the peer closed sock (EOF or reset), or None if it is
+    still open after limit seconds."""
+    t0 = time.monotonic()
+    sock.settimeout(0.2)
+    while time.monotonic() - t0 < limit:
+        try:
+            if sock.recv(4096) == b"":
+                return time.monotonic() - t0
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            return time.monotonic() - t0
+    return None
+
+
+def check_secure_cluster(env):
+    c, keys = secure_cluster(env)
+    for a in c.agents:
+        vc.check("peer traffic authenticated and encrypted" in a.log_text(),
+                 "%s does not say its peer traffic is encrypted", a.name)
+        vc.check("not encrypted" not in a.log_text(), "%s runs plain TCP",
+                 a.name)
+    leader = c.wait_leader()
+    f = c.followers(leader)[0]
+    vc.log("secure cluster up: leader %s", c[leader].name)
+    r = create(c, f, "sec1")
+    vc.check(r.doc["vlan"] == 150, "%r", r)
+    clusters, _ = c.wait_converged()
+    vc.check([x["name"] for x in clusters] == ["sec1"], "%r", clusters)
+
+    # --- slow loris on a follower's peer port, creates meanwhile ---------
+    target = c[f]
+    host, port = target.peer.rsplit(":", 1)
+    loris = socket.create_connection((host, int(port)), timeout=5)
+    loris.sendall(b"V")  # a plausible first byte, then nothing
+    t0 = time.monotonic()
+    n = 0
+    while time.monotonic() - t0 < DEADLINE_S - 1.5:
+        create(c, leader, "loris%d" % n)
+        r = c.cli(leader, "cluster", "release", "loris%d" % n)
+        vc.check(r.rc == 0, "release loris%d: %r", n, r)
+        n += 1
+    took = closed_after(loris, DEADLINE_S + 3 - (time.monotonic() - t0))
+    total = time.monotonic() - t0
+    loris.close()
+    vc.check(took is not None, "slow-loris connection still open after %.1fs",
+             DEADLINE_S + 3)
+    vc.check(total <= DEADLINE_S + 1.5, "slow loris closed after %.1fs", total)
+    vc.log("slow loris closed after %.1fs; %d creates committed meanwhile",
+           total, n)
+    vc.check(n >= 3, "only %d creates committed during the slow loris", n)
+    vc.wait_until(lambda: "no completed handshake within" in
+                  target.log_text(), 5, "the slow-loris refusal in the log")
+
+    # --- garbage -----------------------------------------------------------
+    g = socket.create_connection((host, int(port)), timeout=5)
+    g.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + os.urandom(2000))
+    took = closed_after(g, 3)
+    g.close()
+    vc.check(took is not None and took < 2, "garbage not refused: %r", took)
+    vc.wait_until(lambda: re.search(r"peer 127\.0\.0\.1:\d+: refused: not a "
+                                    r"VirtCloud peer", target.log_text()),
+                  5, "the garbage refusal with the peer's address")
+    # Random bytes that start like a handshake: refused by size/signature.
+    g = socket.create_connection((host, int(port)), timeout=5)
+    g.sendall(b"VCPC\x01\x00\x00\x00" + os.urandom(128))
+    took = closed_after(g, 3)
+    g.close()
+    vc.check(took is not None, "random msg1 not refused")
+
+    # --- too many idle connections from one address -----------------------
+    idle = [socket.create_connection((host, int(port)), timeout=5)
+            for _ in range(PER_IP_CAP + 4)]
+    time.sleep(0.5)
+    dropped = sum(1 for s in idle if closed_after(s, 0.3) is not None)
+    for s in idle:
+        s.close()
+    vc.check(dropped >= 4, "only %d of %d idle connections dropped at once",
+             dropped, len(idle))
+    vc.log("%d of %d idle connections refused at once", dropped, len(idle))
+
+    create(c, leader, "after-abuse")
+    vc.check(all(a.running() for a in c.agents), "an agent died")
+    for a in c.agents:
+        vc.check(a.log_text().count("cannot pump") == 0, "%s: pump error",
+                 a.name)
+    # Clean stop: every agent exits 0 (peers see final frames, no leaks).
+    for a in c.agents:
+        a.signal(15)
+    for a in c.agents:
+        rc = a.wait_exit(20)
+        vc.check(rc == 0, "%s exited %r after SIGTERM", a.name, rc)
+
+
+def check_wrong_key(env):
+    c, keys = secure_cluster(env, wrong="plzen", start=False)
+    for a in c.agents:
+        a.start()
+    leader = c.wait_leader(among=[0, 1], timeout=60)
+    vc.log("leader %s without plzen", c[leader].name)
+
+    def registered():
+        r = c.cli(leader, "site", "list", timeout="3s")
+        names = {x["name"] for x in r.doc} if r.rc == 0 else set()
+        return {"brno", "praha"} <= names
+
+    vc.wait_until(registered, 20, "brno and praha registered")
+    create(c, leader, "wk1", sites="brno,praha")
+    bad = c.by_name("plzen")
+    # Its peers refuse it: as a caller (unknown key) and as a callee (not
+    # the pinned key), logged with its address.
+    vc.wait_until(lambda: any("unknown key" in c[i].log_text() and
+                              "refused" in c[i].log_text()
+                              for i in (0, 1)),
+                  15, "a peer logging plzen's unknown key")
+    vc.wait_until(lambda: any("its pinned key is" in c[i].log_text()
+                              for i in (0, 1)),
+                  15, "a peer logging plzen's wrong key")
+    for _ in range(10):
+        st = c.status(c.index("plzen"))
+        vc.check(st is not None, "plzen does not answer status")
+        vc.check(st["role"] != "leader", "plzen became leader: %r", st)
+        # Index 1 is its own bootstrap configuration, committed locally.
+        vc.check(st["commit"] <= 1 and not st["leader"],
+                 "plzen committed or follows a leader: %r", st)
+        time.sleep(0.3)
+    r = c.cli(c.index("plzen"), "cluster", "list", "--stale")
+    vc.check(r.rc == 0 and r.doc == [], "plzen applied entries: %r", r)
+    vc.check("peer-keys pins another key for this site" in bad.log_text(),
+             "plzen does not warn about its key")
+    create(c, leader, "wk2", sites="brno,praha")
+
+
+def test(env):
+    check_secure_cluster(env)
+    check_wrong_key(env)
+
+
+# --- benchmark: secure vs plain, same run ----------------------------------
+
+def bench_once(env, bench, secure, count, conc):
+    if secure:
+        c, _ = secure_cluster(env)
+    else:
+        c = env.cluster(3)
+    c.wait_leader()
+    p = subprocess.run([bench, "--api", c.api_list(), "--count", str(count),
+                        "--concurrency", str(conc)], capture_output=True,
+                       timeout=600, env=env.cli_env)
+    out = p.stdout.decode() + p.stderr.decode()
+    vc.check(p.returncode == 0, "bench failed:\n%s", out)
+    m = re.search(r"([0-9.]+)\s*creates/s", out)
+    vc.check(m, "no creates/s in:\n%s", out)
+    for a in c.agents:
+        a.signal(15)
+    for a in c.agents:
+        a.wait_exit(20)
+    return float(m.group(1)), out
+
+
+def bench(env):
+    path = os.environ["VC_BENCH"]
+    count = int(os.environ.get("VC_BENCH_COUNT", "20000"))
+    conc = int(os.environ.get("VC_BENCH_CONC", "64"))
+    rounds = int(os.environ.get("VC_BENCH_ROUNDS", "3"))
+    res = {False: [], True: []}
+    for r in range(rounds):
+        for secure in (False, True):
+            rate, out = bench_once(env, path, secure, count, conc)
+            res[secure].append(rate)
+            vc.log("round %d %s: %.0f creates/s", r + 1,
+                   "secure" if secure else "plain ", rate)
+    plain = sorted(res[False])[len(res[False]) // 2]
+    sec = sorted(res[True])[len(res[True]) // 2]
+    print("plain TCP : %s creates/s (median %.0f)" %
+          (" ".join("%.0f" % x for x in res[False]), plain))
+    print("secure    : %s creates/s (median %.0f)" %
+          (" ".join("%.0f" % x for x in res[True]), sec))
+    print("cost      : %.1f%% lower throughput" % (100 * (plain - sec) / plain))
+
+
+if __name__ == "__main__":
+    vc.main(bench if os.environ.get("VC_BENCH") else test)
