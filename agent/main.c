@@ -207,8 +207,10 @@ static void tick_cb(uv_timer_t *t)
 static void flush_cb(uv_check_t *h)
 {
     struct agent *a = h->data;
-    if (!a->stopping)
+    if (!a->stopping) {
         request_flush(a);
+        peer_flush(a);
+    }
 }
 
 /* --- shutdown ---------------------------------------------------------- */

@@ -38,6 +38,7 @@ static void link_closed_cb(uv_handle_t *h)
 {
     struct peer *p = (struct peer *)((char *)h - offsetof(struct peer, tcp));
     p->closing = false;
+    mp_buf_close(&p->out);
     free(p->buf);
     p->buf = NULL;
     p->len = p->cap = 0;
@@ -51,6 +52,7 @@ static void link_close(struct peer *p)
         return;
     p->open = p->connecting = false;
     p->closing = true;
+    mp_buf_reset(&p->out); /* queued frames die with the link */
     p->next_try_ms = agent_now_ms(a) + RETRY_MS;
     uv_close((uv_handle_t *)&p->tcp, link_closed_cb);
     for (struct request *r = a->reqs; r; r = r->next)
@@ -66,21 +68,44 @@ static void write_cb(uv_write_t *req, int status)
         link_close(p);
 }
 
+/* Queues a frame: everything queued in one loop iteration leaves in one
+ * write from peer_flush() (a follower forwards a burst of requests). */
 static int link_send(struct peer *p, const char *data, size_t len)
 {
-    struct peer_write *w = malloc(sizeof *w + len);
-    if (!w)
-        return VC_ENOMEM;
-    memcpy(w->data, data, len);
-    w->req.data = p;
-    uv_buf_t buf = uv_buf_init(w->data, (unsigned)len);
-    int rv = uv_write(&w->req, (uv_stream_t *)&p->tcp, &buf, 1, write_cb);
-    if (rv != 0) {
-        free(w);
+    msgpack_packer pk;
+    mp_packer_init(&pk, &p->out);
+    if (pk.callback(pk.data, data, len) != 0) {
+        mp_buf_close(&p->out);
         link_close(p);
-        return rv;
+        return VC_ENOMEM;
     }
     return 0;
+}
+
+static void link_flush(struct peer *p)
+{
+    struct peer_write *w;
+    if (!p->open || p->out.len == 0)
+        return;
+    if (!(w = malloc(sizeof *w + p->out.len))) {
+        link_close(p);
+        return;
+    }
+    memcpy(w->data, p->out.data, p->out.len);
+    w->req.data = p;
+    uv_buf_t buf = uv_buf_init(w->data, (unsigned)p->out.len);
+    mp_buf_reset(&p->out);
+    if (uv_write(&w->req, (uv_stream_t *)&p->tcp, &buf, 1, write_cb) != 0) {
+        free(w);
+        link_close(p);
+    }
+}
+
+void peer_flush(struct agent *a)
+{
+    for (int i = 0; i < VC_SITES_MAX; i++)
+        if (a->peers[i].used)
+            link_flush(&a->peers[i]);
 }
 
 static bool retryable(int code)
