@@ -97,6 +97,7 @@ struct peer {
     bool open, connecting, closing;
     char *buf;
     size_t len, cap;
+    struct mp_buf out; /* frames queued for the next peer_flush() */
     uint32_t next_seq;
     uint32_t ping_seq;
     uint64_t ping_sent_ms;
@@ -196,6 +197,8 @@ void request_unavailable_msg(struct agent *a, char *buf, size_t len);
 
 /* peer.c */
 void peer_tick(struct agent *a);
+/* Writes every link's queued frames, one write per link. */
+void peer_flush(struct agent *a);
 /* Sends r to the leader's agent. 0, or negative if no link can be used. */
 int peer_forward(struct agent *a, struct request *r);
 bool peer_reachable(struct agent *a, const char *site);
