@@ -277,6 +277,23 @@ static void validate_names_the_field(void **state)
                          VC_EINVAL);
         assert_int_equal(x->buf.len, 0);
     }
+    /* DEL is a control character in every text field. */
+    struct {
+        int type;
+        struct mp_str *f;
+    } del[] = {
+        {PROTO_CMD_APPLY_REPORT, &c->text}, {PROTO_CMD_CLUSTER_CREATE, &c->owner},
+        {PROTO_CMD_SITE_ADD, &c->addr},     {PROTO_CMD_SITE_ADD, &c->req_id},
+        {PROTO_CMD_SITE_ADD, &c->origin},
+    };
+    for (size_t i = 0; i < sizeof del / sizeof del[0]; i++) {
+        full_cmd(c, del[i].type, 0);
+        *del[i].f = mp_cstr("del\x7f");
+        assert_int_equal(proto_cmd_validate(c, x->err, sizeof x->err),
+                         VC_EINVAL);
+        *del[i].f = mp_cstr("del");
+        assert_int_equal(proto_cmd_validate(c, x->err, sizeof x->err), 0);
+    }
     /* Messages quote the bad value. */
     full_cmd(c, PROTO_CMD_SITE_ADD, 0);
     c->name = mp_cstr("bad/name");

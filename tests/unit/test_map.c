@@ -166,6 +166,9 @@ static void empty_map(void **state)
     natural_keys(x, 3);
     assert_int_equal(find(x, "nothing"), -1);
     assert_int_equal(map_find(&x->m, "", 0), -1);
+    /* The hashed calls on a map that never held anything. */
+    assert_int_equal(map_find_hashed(&x->m, 12345, "nothing", 7), -1);
+    map_del_idx(&x->m, 12345, 0);
     map_del(&x->m, "nothing", 7); /* absent: no effect */
     assert_int_equal(x->m.len, 0);
     put(x, 0);
