@@ -1343,24 +1343,17 @@ static int dedupe_put(struct fsm *f, struct mp_str id, uint32_t hash,
     return 0;
 }
 
-#define DD_AHEAD 8 /* commands of lead for the window's prefetches */
-
-/* The window is far larger than the cache, so each command would wait on
- * a few misses: the index slot its put will use, and, once the window is
- * full, the ring entry and index slot of the request it forgets. Start the
- * loads early: the put's slot now, behind the handler; the forgotten
- * request's as a pipeline over the next commands (its ring entry 2 *
- * DD_AHEAD commands ahead, then its slot DD_AHEAD ahead, from the hash in
- * that entry, loaded by then). */
+/* The window is larger than the cache. Start loading what this command's
+ * put will touch (its index slot, the next ring entry, the next record's
+ * bytes) now, behind the handler. The index slot of the entry the put
+ * evicts is a miss too; prefetching it, even many commands ahead, did not
+ * help on the machine this was measured on (branch perf/dedupe-chains
+ * removes that access instead). */
 static void dedupe_prefetch(const struct fsm *f, uint32_t hash)
 {
     map_prefetch(&f->dd_map, hash);
-    __builtin_prefetch(dd_at(f, f->dd_len + 2 * DD_AHEAD), 1);
-    if (f->dd_len == FSM_DEDUPE_MAX) {
-        __builtin_prefetch(dd_at(f, 2 * DD_AHEAD), 0);
-        map_prefetch(&f->dd_map, dd_at(f, DD_AHEAD)->hash);
-    }
-    if (f->dd_bytes) /* where the next records go */
+    __builtin_prefetch(dd_at(f, f->dd_len + 16), 1);
+    if (f->dd_bytes)
         __builtin_prefetch(f->dd_bytes +
                                (f->dd_tail + 256) % f->dd_bytes_cap, 1);
 }
