@@ -307,7 +307,7 @@ static void report(const struct opts *o, size_t entry_max, struct span dt)
            (double)commands / dt.wall, dt.wall * 1e9 / (double)commands,
            (double)o->pairs / dt.cpu,
            entry_max == 1 ? "one command per log entry"
-                          : "up to batch commands per log entry");
+                          : "group commit: up to batch= commands per entry");
 }
 
 static int parse(int argc, char **argv, struct opts *o)
