@@ -18,6 +18,13 @@
  *   "linuxbridge:BRIDGE:uplink=PORT[:HOST=PORT]..."
  *        Site edge switch simulated by a Linux bridge with VLAN filtering
  *        (drv_linuxbr.c); HOST=PORT maps each host name to its trunk port.
+ *        Cluster VLANs are tagged on the host ports and, for xponder and
+ *        vpls uplinks, on the uplink port. A qinq uplink is an 802.1ad
+ *        VLAN device "vcq<svlan>" on the uplink port, enslaved to the
+ *        bridge: the bridge tags the cluster VLAN (C-tag) on that port and
+ *        the device adds the site's S-VLAN; the raw uplink port then
+ *        carries no cluster VLAN. (A bridge with vlan_protocol 802.1ad
+ *        would S-tag the host ports too.)
  *   "dryrun[:LATENCY_MS[:FAIL_RATE[:SEED]]]"
  *        Simulated device in memory (drv_dryrun.c): does both roles, logs
  *        the commands it would run, sleeps LATENCY_MS per apply and fails

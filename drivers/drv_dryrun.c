@@ -149,6 +149,7 @@ static int sim_add(struct dryrun *r, const struct drv_op *op)
         return -ENOMEM;
     if (op->group >= 0)
         k->group = (uint32_t)op->group;
+    k->ipv6_on = true;
     if (op->type == DRV_OP_ADD_VLAN) {
         k->link = op->link;
         k->vid = op->vid;
@@ -227,6 +228,11 @@ static int sim(struct dryrun *r, const struct drv_op *op)
     case DRV_OP_PORT_VLAN_ADD:
     case DRV_OP_PORT_VLAN_DEL:
         return sim_port_vlan(r, op);
+    case DRV_OP_NO_IPV6:
+        if (!(k = target(r, op)))
+            return -ENOENT; /* no /proc/sys/net/ipv6/conf/NAME */
+        k->ipv6_on = false;
+        return 0;
     case DRV_OP_BR_FILTER:
         if (!(k = target(r, op)) || k->kind != DRV_KIND_BRIDGE)
             return k ? -EOPNOTSUPP : -ENODEV;
@@ -408,7 +414,8 @@ static int dryrun_open(const char *args, struct drv **out, char *errmsg,
         free(r);
         return rc;
     }
-    r->hcfg.addrgen_off = true;
+    r->hcfg.ipv6 = true;
+    r->scfg.ipv6 = true;
     r->next_ifindex = 2; /* 1 is lo's */
     drv_links_init(&r->model);
     strcpy(r->scfg.bridge, SW_BRIDGE);

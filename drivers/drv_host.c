@@ -62,7 +62,7 @@ static int host_open(const char *args, struct drv **out, char *errmsg,
         return rc;
     }
     /* Without IPv6 the kernel refuses AF_INET6 settings: skip them. */
-    h->cfg.addrgen_off = access("/proc/sys/net/ipv6/conf/default", F_OK) == 0;
+    h->cfg.ipv6 = access("/proc/sys/net/ipv6/conf/default", F_OK) == 0;
     drv_base_init(&h->base, &drv_host_class, "host");
     *out = &h->base;
     return 0;

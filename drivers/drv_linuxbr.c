@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "drv_int.h"
 #include "drv_nl.h"
@@ -66,6 +67,7 @@ static int linuxbr_open(const char *args, struct drv **out, char *errmsg,
         free(b);
         return rc;
     }
+    b->cfg.ipv6 = access("/proc/sys/net/ipv6/conf/default", F_OK) == 0;
     snprintf(label, sizeof label, "linuxbridge %s", b->cfg.bridge);
     drv_base_init(&b->base, &drv_linuxbr_class, label);
     *out = &b->base;

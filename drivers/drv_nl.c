@@ -12,6 +12,7 @@
 #include "drv_nl.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -19,10 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <libmnl/libmnl.h>
 #include <linux/if_bridge.h>
 #include <linux/if_link.h>
+#include <linux/ipv6.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
@@ -169,6 +172,29 @@ static void parse_linkinfo(const struct nlattr *info, struct drv_link *k)
         parse_bridge(tb[IFLA_INFO_DATA], k);
 }
 
+/* IPv6 is on unless IFLA_AF_SPEC/AF_INET6/IFLA_INET6_CONF says
+ * disable_ipv6 (no AF_INET6 at all: the kernel has no IPv6, so off). */
+static void parse_af_spec(const struct nlattr *af, struct drv_link *k)
+{
+    const struct nlattr *a, *b;
+    if (!af)
+        return;
+    mnl_attr_for_each_nested(a, af)
+    {
+        if (mnl_attr_get_type(a) != AF_INET6)
+            continue;
+        mnl_attr_for_each_nested(b, a)
+        {
+            if (mnl_attr_get_type(b) != IFLA_INET6_CONF ||
+                mnl_attr_get_payload_len(b) <
+                    (DEVCONF_DISABLE_IPV6 + 1) * sizeof(int32_t))
+                continue;
+            const int32_t *conf = mnl_attr_get_payload(b);
+            k->ipv6_on = conf[DEVCONF_DISABLE_IPV6] == 0;
+        }
+    }
+}
+
 struct dump_ctx {
     struct drv_links *out;
     bool intr; /* NLM_F_DUMP_INTR seen: the dump is torn */
@@ -199,6 +225,7 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
     copy_str(tb[IFLA_IFNAME], k->name, sizeof k->name);
     copy_str(tb[IFLA_IFALIAS], k->alias, sizeof k->alias);
     parse_linkinfo(tb[IFLA_LINKINFO], k);
+    parse_af_spec(tb[IFLA_AF_SPEC], k);
     return MNL_CB_OK;
 }
 
@@ -359,13 +386,6 @@ static struct nlmsghdr *build_set(char *at, const struct drv_op *op)
         ifi->ifi_flags = IFF_UP;
         ifi->ifi_change = IFF_UP;
     }
-    if (op->addrgen_off) {
-        struct nlattr *af = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
-        struct nlattr *in6 = mnl_attr_nest_start(nlh, AF_INET6);
-        mnl_attr_put_u8(nlh, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE);
-        mnl_attr_nest_end(nlh, in6);
-        mnl_attr_nest_end(nlh, af);
-    }
     return nlh;
 }
 
@@ -413,6 +433,8 @@ static struct nlmsghdr *build(char *at, const struct drv_op *op)
         nlh = put_req(at, RTM_NEWLINK, 0, AF_UNSPEC, op->ifindex);
         put_kind(nlh, "bridge", op);
         return nlh;
+    case DRV_OP_NO_IPV6: /* not a netlink request: see no_ipv6() */
+        break;
     }
     return NULL;
 }
@@ -493,8 +515,10 @@ static int send_batch(struct drv_nl *nl, struct batch *b, char *errmsg,
     b->seq0 = nl->seq + 1;
     for (; i < b->first + b->n && bytes + MSG_MAX <= DRV_NL_BATCH_BYTES; i++) {
         const struct drv_op *op = &b->ops[i];
-        /* A by-name op waits for the creations before it (drv_plan_order) */
-        if (adds && op->type == DRV_OP_SET && op->ifindex == 0)
+        /* A by-name op waits for the creations before it (drv_plan_order),
+         * a sysctl for the requests before it. */
+        if ((adds && op->type == DRV_OP_SET && op->ifindex == 0) ||
+            op->type == DRV_OP_NO_IPV6)
             break;
         adds |= op->type == DRV_OP_ADD_BRIDGE || op->type == DRV_OP_ADD_VLAN;
         struct nlmsghdr *nlh = build(nl->buf + bytes, op);
@@ -510,12 +534,37 @@ static int send_batch(struct drv_nl *nl, struct batch *b, char *errmsg,
     return 0;
 }
 
+/* Not rtnetlink: the per-device sysctl, through /proc/sys (which shows
+ * the namespace of the process, as the socket does). */
+static int no_ipv6(const struct drv_op *op)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/disable_ipv6",
+             op->name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = write(fd, "1\n", 2) == 2 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
 int drv_nl_exec(struct drv_nl *nl, const struct drv_op *ops, size_t n,
                 uint8_t *ok, size_t *failed, char *errmsg, size_t errlen)
 {
     char line[384];
     *failed = n;
     for (size_t first = 0; first < n;) {
+        if (ops[first].type == DRV_OP_NO_IPV6) {
+            int rc = no_ipv6(&ops[first]);
+            if (rc) {
+                *failed = first;
+                drv_op_format(&ops[first], line, sizeof line);
+                ERR(rc, "%s: %s", line, strerror(-rc));
+            }
+            ok[first++] = 1;
+            continue;
+        }
         struct batch b = {.ops = ops,
                           .ok = ok,
                           .first = first,

@@ -151,8 +151,10 @@ struct drv_op *drv_plan_add(struct drv_plan *p, uint8_t type)
     return op;
 }
 
-/* Execution phases: removals, creations, then what addresses a new link
- * by name, then the rest. */
+/* Execution phases (drv_plan_order). A new link is marked, then loses
+ * IPv6, then goes up: no moment with IPv6 on an up link of a tenant VLAN
+ * (no link-local address, no SLAAC from a tenant's router
+ * advertisement). */
 static int phase(const struct drv_op *op)
 {
     switch (op->type) {
@@ -160,12 +162,16 @@ static int phase(const struct drv_op *op)
     case DRV_OP_DEL_GROUP:
         return 0;
     case DRV_OP_SET:
-        return op->ifindex == 0 ? 2 : op->group >= 0 ? 0 : 3;
+        if (op->ifindex == 0)
+            return op->up ? 4 : 2;
+        return op->group >= 0 ? 0 : 5;
     case DRV_OP_ADD_BRIDGE:
     case DRV_OP_ADD_VLAN:
         return 1;
-    default:
+    case DRV_OP_NO_IPV6:
         return 3;
+    default:
+        return 5;
     }
 }
 
@@ -177,7 +183,7 @@ int drv_plan_order(struct drv_plan *p)
     size_t k = 0;
     if (!v)
         return -ENOMEM;
-    for (int ph = 0; ph < 4; ph++)
+    for (int ph = 0; ph < 6; ph++)
         for (size_t i = 0; i < p->n; i++)
             if (phase(&p->v[i]) == ph)
                 v[k++] = p->v[i];
@@ -196,8 +202,6 @@ static void format_set(const struct drv_op *op, char *buf, size_t len)
     } while (0)
     if (op->alias[0])
         APPEND(" alias \"%s\"", op->alias);
-    if (op->addrgen_off)
-        APPEND(" addrgenmode none");
     if (op->group >= 0)
         APPEND(" group %" PRId64, op->group);
     if (op->master == 0)
@@ -243,6 +247,10 @@ void drv_op_format(const struct drv_op *op, char *buf, size_t len)
         break;
     case DRV_OP_BR_FILTER:
         snprintf(buf, len, "link set %s type bridge vlan_filtering 1",
+                 op->name);
+        break;
+    case DRV_OP_NO_IPV6:
+        snprintf(buf, len, "sysctl -w net/ipv6/conf/%s/disable_ipv6=1",
                  op->name);
         break;
     default:

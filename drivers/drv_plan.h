@@ -41,6 +41,7 @@ struct drv_link {
     uint32_t group;      /* IFLA_GROUP */
     uint8_t kind;        /* enum drv_kind */
     bool vlan_filtering; /* bridges: IFLA_BR_VLAN_FILTERING */
+    bool ipv6_on;        /* IPv6 enabled on it (IFLA_INET6_CONF) */
     uint16_t vid;        /* VLAN devices: IFLA_VLAN_ID */
     uint16_t vproto;     /* VLAN devices: host order, DRV_ETH_P_* */
     char name[IFNAMSIZ];
@@ -75,19 +76,18 @@ const struct drv_link *drv_links_get(const struct drv_links *l, int ifindex);
 enum drv_op_type {
     DRV_OP_ADD_BRIDGE,    /* link add NAME type bridge */
     DRV_OP_ADD_VLAN,      /* link add NAME link LOWER type vlan id VID */
-    DRV_OP_SET,           /* link set: alias, addrgen, master, up, group */
+    DRV_OP_SET,           /* link set: alias, master, up, group */
     DRV_OP_DEL,           /* link del IFINDEX */
     DRV_OP_DEL_GROUP,     /* link del group GROUP (one kernel batch) */
     DRV_OP_PORT_VLAN_ADD, /* bridge vlan add dev PORT vid VID (tagged) */
     DRV_OP_PORT_VLAN_DEL, /* bridge vlan del dev PORT vid VID */
     DRV_OP_BR_FILTER,     /* link set BRIDGE type bridge vlan_filtering 1 */
+    DRV_OP_NO_IPV6,       /* sysctl net/ipv6/conf/NAME/disable_ipv6=1 */
 };
 
 struct drv_op {
     uint8_t type;         /* enum drv_op_type */
     int8_t up;            /* SET: 1 set up, 0 unchanged */
-    bool addrgen_off;     /* SET: IPv6 addr_gen_mode none (no link-local
-                             address of the host on tenant VLANs) */
     uint16_t vid;         /* ADD_VLAN, PORT_VLAN_* */
     uint16_t vproto;      /* ADD_VLAN: DRV_ETH_P_* */
     int ifindex;          /* target; 0: by name (links made this round) */
@@ -117,10 +117,10 @@ void drv_plan_reset(struct drv_plan *p);
 struct drv_op *drv_plan_add(struct drv_plan *p, uint8_t type);
 
 /* Stable-sorts p into execution phases: deletions (and moves into or out
- * of the trash group), creations, operations that address a link created
- * in this plan by name, everything else. An executor must not send a
- * by-name operation before the creations ahead of it are acknowledged,
- * and must stop at the first failure: otherwise a failed creation
+ * of the trash group), creations, by-name SETs without "up" (the marks),
+ * IPv6 switched off, by-name SETs with "up", everything else. An executor must
+ * not send a by-name operation before the creations ahead of it are
+ * acknowledged, and must stop at the first failure: otherwise a failed creation
  * (EEXIST: someone made a link of that name meanwhile) would let the
  * by-name SET mark someone else's link as ours. 0 or -ENOMEM. */
 int drv_plan_order(struct drv_plan *p);
@@ -133,7 +133,7 @@ void drv_op_format(const struct drv_op *op, char *buf, size_t len);
 struct drv_host_cfg {
     char pattern[DRV_PATTERN_MAX + 1]; /* checked by drv_pattern_check */
     uint32_t trash_group;              /* 0: delete links one by one */
-    bool addrgen_off; /* kernel has IPv6: disable link-local on ours */
+    bool ipv6; /* the kernel has IPv6: disable it on our links */
 };
 
 struct drv_port_map {
@@ -146,6 +146,7 @@ struct drv_switch_cfg {
     char uplink[IFNAMSIZ];
     struct drv_port_map *ports; /* owned; nports entries */
     size_t nports;
+    bool ipv6; /* the kernel has IPv6: disable it on our links */
 };
 
 /* Parses "BRIDGE:uplink=PORT[:HOST=PORT]..." into c (fields zeroed

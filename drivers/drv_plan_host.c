@@ -279,9 +279,19 @@ static void want_mark(const struct hplan *h, uint32_t vi, struct drv_mark *m)
     snprintf(m->name, sizeof m->name, "%s", h->want->vlans[vi].cluster);
 }
 
-/* A link made this round: mark it, then bring it up (separately: IPv6
- * must be off before the link goes up, and the kernel applies a SET's
- * flags before its address-family settings). */
+/* Switches IPv6 off on a link of ours (by name: it may be new). */
+static int plan_no_ipv6(struct hplan *h, const char *name, uint16_t vid)
+{
+    if (!h->cfg->ipv6)
+        return 0;
+    NEW_OP(op, drv_plan_add(h->p, DRV_OP_NO_IPV6));
+    strcpy(op->name, name);
+    op->ctx_vid = vid;
+    return 0;
+}
+
+/* A link made this round: mark it, switch IPv6 off, bring it up (three
+ * operations, put in that order by drv_plan_order). */
 static int plan_new_link(struct hplan *h, uint32_t vi, const char *name)
 {
     struct drv_mark m;
@@ -289,9 +299,10 @@ static int plan_new_link(struct hplan *h, uint32_t vi, const char *name)
     NEW_OP(set, drv_plan_add(h->p, DRV_OP_SET));
     strcpy(set->name, name);
     drv_mark_format(&m, set->alias, sizeof set->alias);
-    set->addrgen_off = h->cfg->addrgen_off;
     set->group = 0;
     set->ctx_vid = m.vid;
+    if (plan_no_ipv6(h, name, m.vid) != 0)
+        return -ENOMEM;
     NEW_OP(up, drv_plan_add(h->p, DRV_OP_SET));
     strcpy(up->name, name);
     up->up = 1;
@@ -309,6 +320,8 @@ static int plan_repair(struct hplan *h, uint32_t vi, const struct drv_link *k,
     bool remaster = master && k->master != master->ifindex;
     bool up = !(k->flags & IFF_UP);
     bool regroup = k->group == DRV_NEW_GROUP;
+    if (k->ipv6_on && plan_no_ipv6(h, k->name, m.vid) != 0)
+        return -ENOMEM;
     if (!alias && !remaster && !up && !regroup)
         return 0;
     NEW_OP(op, op_on(h, DRV_OP_SET, k));

@@ -196,8 +196,11 @@ static int plan_qdev_new(struct splan *s, const char *qname)
     NEW_OP(set, drv_plan_add(s->p, DRV_OP_SET));
     strcpy(set->name, qname);
     drv_mark_format(&m, set->alias, sizeof set->alias);
-    set->addrgen_off = true;
     set->group = 0;
+    if (s->cfg->ipv6) {
+        NEW_OP(no6, drv_plan_add(s->p, DRV_OP_NO_IPV6));
+        strcpy(no6->name, qname);
+    }
     NEW_OP(up, drv_plan_add(s->p, DRV_OP_SET));
     strcpy(up->name, qname);
     up->up = 1;
@@ -213,6 +216,10 @@ static int plan_qdev_repair(struct splan *s)
     bool remaster = s->q->master != s->br->ifindex;
     bool up = !(s->q->flags & IFF_UP);
     bool regroup = s->q->group == DRV_NEW_GROUP;
+    if (s->cfg->ipv6 && s->q->ipv6_on) {
+        NEW_OP(no6, drv_plan_add(s->p, DRV_OP_NO_IPV6));
+        strcpy(no6->name, s->q->name);
+    }
     if (!alias && !remaster && !up && !regroup)
         return 0;
     NEW_OP(op, drv_plan_add(s->p, DRV_OP_SET));

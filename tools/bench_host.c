@@ -39,6 +39,7 @@ struct bench {
     unsigned n;
     unsigned group;
     int ifaces;
+    int no_ipv6;
     struct drv_host_vlan *vlans;
     char (*names)[16];
     char (*ifnames)[16];
@@ -104,6 +105,8 @@ static int parse(struct bench *b, int argc, char **argv)
             b->group = (unsigned)strtoul(argv[i] + 8, NULL, 0);
         else if (strcmp(argv[i], "--ifaces") == 0)
             b->ifaces = 1;
+        else if (strcmp(argv[i], "--no-ipv6") == 0)
+            b->no_ipv6 = 1;
         else
             return -1;
     }
@@ -154,6 +157,9 @@ int main(int argc, char **argv)
                strerror(errno));
         return 77;
     }
+    if (b.no_ipv6 && sh("echo 1 > /proc/sys/net/ipv6/conf/default/"
+                        "disable_ipv6") != 0)
+        return 1;
     if (setup(&b) != 0 ||
         sh("ip link add trunk0 type veth peer name trunk0p && "
            "ip link set trunk0 up && ip link set trunk0p up") != 0 ||

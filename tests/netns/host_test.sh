@@ -33,6 +33,9 @@ expect_eq "vm3 in vc43" vc43 "$(master_of $H vm3)"
 expect_eq "eth1.100 in vc100" vc100 "$(master_of $H eth1.100)"
 check "vc42 up" is_up $H vc42
 check "eth1.43 up" is_up $H eth1.43
+expect_eq "IPv6 off on vc42" 1 "$(at $H cat /proc/sys/net/ipv6/conf/vc42/disable_ipv6)"
+expect_eq "IPv6 off on eth1.42" 1 \
+    "$(at $H cat /proc/sys/net/ipv6/conf/eth1.42/disable_ipv6)"
 check_not "no IPv6 link-local on vc42" sh -c \
     "ip netns exec $(ns $H) ip -6 addr show dev vc42 | grep -q fe80"
 
@@ -46,11 +49,14 @@ expect_eq "eth1.42 back in vc42" vc42 "$(master_of $H eth1.42)"
 at $H ip link set vc43 down
 at $H ip link set vm2 nomaster
 at $H ip link set eth1.100 alias "virtcloud:cluster=other:vlan=100"
+at $H sh -c 'echo 0 > /proc/sys/net/ipv6/conf/vc100/disable_ipv6'
 expect_changes "drift repaired" + $D eth1 $STATE
 check "vc43 up again" is_up $H vc43
 expect_eq "vm2 back in vc43" vc43 "$(master_of $H vm2)"
 expect_eq "alias restored" "virtcloud:cluster=c3:vlan=100" \
     "$(alias_of $H eth1.100)"
+expect_eq "IPv6 off again on vc100" 1 \
+    "$(at $H cat /proc/sys/net/ipv6/conf/vc100/disable_ipv6)"
 expect_changes "then in sync" 0 $D eth1 $STATE
 
 out=$($D eth1 $STATE 77=c4 2>&1)

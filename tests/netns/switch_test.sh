@@ -62,6 +62,8 @@ check "vcq100 is 802.1ad id 100 on up0" sh -c \
     "ip netns exec $(ns $S) ip -d link show vcq100 | grep -q 'vlan protocol 802.1ad id 100'"
 expect_eq "vcq100 alias" "virtcloud:qinq=br0:svlan=100" "$(alias_of $S vcq100)"
 expect_eq "vcq100 in br0" br0 "$(master_of $S vcq100)"
+expect_eq "IPv6 off on vcq100" 1 \
+    "$(at $S cat /proc/sys/net/ipv6/conf/vcq100/disable_ipv6)"
 expect_eq "vcq100 carries 42 43" "42 43" "$(vids vcq100)"
 expect_eq "raw uplink carries none" "" "$(vids up0)"
 expect_changes "QinQ in sync" 0 $D qinq:100 40-50 $STATE

@@ -38,10 +38,11 @@ static int setup(void **state)
     drv_links_init(&x->l);
     drv_plan_init(&x->p);
     drv_host_cfg_parse(&x->hc, "", x->err, sizeof x->err);
-    x->hc.addrgen_off = true;
+    x->hc.ipv6 = true;
     if (drv_switch_cfg_parse(&x->sc, "br0:uplink=up0:h1=swp1:h2=swp2", x->err,
                              sizeof x->err) != 0)
         return -1;
+    x->sc.ipv6 = true;
     *state = x;
     return 0;
 }
@@ -144,11 +145,11 @@ static void host_from_empty(void **state)
         plan_text(x),
         "link add vc42 group 1986199554 type bridge\n"
         "link add eth1.42 link eth1 group 1986199554 type vlan id 42\n"
-        "link set vc42 alias \"virtcloud:cluster=c1:vlan=42\" addrgenmode none "
-        "group 0\n"
+        "link set vc42 alias \"virtcloud:cluster=c1:vlan=42\" group 0\n"
+        "link set eth1.42 alias \"virtcloud:cluster=c1:vlan=42\" group 0\n"
+        "sysctl -w net/ipv6/conf/vc42/disable_ipv6=1\n"
+        "sysctl -w net/ipv6/conf/eth1.42/disable_ipv6=1\n"
         "link set vc42 up\n"
-        "link set eth1.42 alias \"virtcloud:cluster=c1:vlan=42\" addrgenmode "
-        "none group 0\n"
         "link set eth1.42 up\n");
     assert_int_equal(x->p.missing, 0);
 }
@@ -211,7 +212,8 @@ static void host_deletes(void **state)
         plan_text(x), "link add eth1.43 link eth1 master vc43 group 1986199554 "
                       "type vlan id 43\n"
                       "link set eth1.43 alias \"virtcloud:cluster=b:vlan=43\" "
-                      "addrgenmode none group 0\n"
+                      "group 0\n"
+                      "sysctl -w net/ipv6/conf/eth1.43/disable_ipv6=1\n"
                       "link set eth1.43 up\n");
     /* Complete: both of 42 go through the trash group. */
     w.complete = true;
@@ -223,7 +225,8 @@ static void host_deletes(void **state)
                       "link add eth1.43 link eth1 master vc43 group 1986199554 "
                       "type vlan id 43\n"
                       "link set eth1.43 alias \"virtcloud:cluster=b:vlan=43\" "
-                      "addrgenmode none group 0\n"
+                      "group 0\n"
+                      "sysctl -w net/ipv6/conf/eth1.43/disable_ipv6=1\n"
                       "link set eth1.43 up\n");
     /* Without a trash group, one by one. */
     x->hc.trash_group = 0;
@@ -272,7 +275,8 @@ static void host_replaces_wrong_shape(void **state)
                       "link add eth1.42 link eth1 master vc42 group 1986199554 "
                       "type vlan id 42\n"
                       "link set eth1.42 alias \"virtcloud:cluster=a:vlan=42\" "
-                      "addrgenmode none group 0\n"
+                      "group 0\n"
+                      "sysctl -w net/ipv6/conf/eth1.42/disable_ipv6=1\n"
                       "link set eth1.42 up\n");
 }
 
@@ -321,8 +325,8 @@ static void host_half_made(void **state)
         "link set vc42 alias \"virtcloud:cluster=c1:vlan=42\" group 0 up\n"
         "link add eth1.42 link eth1 master vc42 group 1986199554 type vlan id "
         "42\n"
-        "link set eth1.42 alias \"virtcloud:cluster=c1:vlan=42\" addrgenmode "
-        "none group 0\n"
+        "link set eth1.42 alias \"virtcloud:cluster=c1:vlan=42\" group 0\n"
+        "sysctl -w net/ipv6/conf/eth1.42/disable_ipv6=1\n"
         "link set eth1.42 up\n");
 }
 
@@ -490,7 +494,8 @@ static void switch_qinq(void **state)
         plan_text(x), "link add vcq100 link up0 master br0 group 1986199554 "
                       "type vlan proto 802.1ad id 100\n"
                       "link set vcq100 alias \"virtcloud:qinq=br0:svlan=100\" "
-                      "addrgenmode none group 0\n"
+                      "group 0\n"
+                      "sysctl -w net/ipv6/conf/vcq100/disable_ipv6=1\n"
                       "link set vcq100 up\n"
                       "vlan add dev swp1 vid 42\n"
                       "vlan del dev up0 vid 42\n");
@@ -597,8 +602,9 @@ static void dry_host_cycle(void **state)
         drv_dryrun_link_add(x->d, "keep0", DRV_KIND_BRIDGE, NULL, "not ours"),
         0);
     struct drv_host_state w = {"eth1", m->v, 500, 0, true};
-    /* Per cluster: bridge + alias + up, subif + alias + up, 2 masters. */
-    assert_int_equal(host_apply(x, &w), 500 * 8);
+    /* Per cluster: bridge and subinterface made, marked, without IPv6,
+     * up (4 each); 2 masters. */
+    assert_int_equal(host_apply(x, &w), 500 * 10);
     assert_int_equal(host_apply(x, &w), 0);
     assert_int_equal(count_marked(x->d), 1000);
     assert_int_equal(drv_host_read(x->d, "eth1", &rb, x->err, sizeof x->err),
@@ -609,8 +615,8 @@ static void dry_host_cycle(void **state)
     assert_int_equal(drv_dryrun_link_del(x->d, "eth1.7"), 0);
     assert_int_equal(drv_dryrun_link_up(x->d, "vc9", false), 0);
     /* The subinterface comes back enslaved at creation (its bridge is
-     * there): add, alias, up; and the bridge's up. */
-    assert_int_equal(host_apply(x, &w), 3 + 1);
+     * there): add, alias, sysctl, up; and the bridge's up. */
+    assert_int_equal(host_apply(x, &w), 4 + 1);
     assert_int_equal(host_apply(x, &w), 0);
     /* Remove all: 1000 moves to the trash group and one group delete. */
     w.nvlans = 0;
@@ -634,11 +640,11 @@ static void dry_log_and_read(void **state)
     assert_string_equal(
         log, "link add vc42 group 1986199554 type bridge\n"
              "link add eth1.42 link eth1 group 1986199554 type vlan id 42\n"
-             "link set vc42 alias \"virtcloud:cluster=c1:vlan=42\" addrgenmode "
-             "none group 0\n"
+             "link set vc42 alias \"virtcloud:cluster=c1:vlan=42\" group 0\n"
+             "link set eth1.42 alias \"virtcloud:cluster=c1:vlan=42\" group 0\n"
+             "sysctl -w net/ipv6/conf/vc42/disable_ipv6=1\n"
+             "sysctl -w net/ipv6/conf/eth1.42/disable_ipv6=1\n"
              "link set vc42 up\n"
-             "link set eth1.42 alias \"virtcloud:cluster=c1:vlan=42\" "
-             "addrgenmode none group 0\n"
              "link set eth1.42 up\n"
              "link set eth1.42 master vc42\n"
              "link set vm1 master vc42\n"
