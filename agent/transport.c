@@ -25,7 +25,9 @@
  *   or slow peer (same deadline), more than TRANSPORT_UNAUTH_MAX (or
  *   TRANSPORT_UNAUTH_PER_IP from one address) connections still in the
  *   handshake: the connection is closed and the refusal logged once with
- *   the peer's address (repeats from one address are rate limited).
+ *   the peer's address (repeats from one address are rate limited). A
+ *   site authenticated more than TRANSPORT_CONN_PER_SITE times loses its
+ *   oldest connection.
  * - after the handshake, a frame that fails to authenticate (tampered,
  *   replayed, reordered, cut), an oversize frame, EOF without the final
  *   frame or a socket error: both ends are closed at once, raft sees EOF on
@@ -481,14 +483,36 @@ static int make_pair(struct pump *p)
     return uv_read_start((uv_stream_t *)&p->pipe, alloc_cb, pipe_read_cb);
 }
 
+/* An authenticated site gets TRANSPORT_CONN_PER_SITE incoming connections
+ * at most: a new one closes its oldest (raft uses one; the others are
+ * stale or abuse). */
+static void cap_site(struct pump *np)
+{
+    struct pump *oldest = NULL;
+    unsigned n = 0;
+    for (struct pump *p = np->tr->pumps; p; p = p->next)
+        if (p != np && p->incoming && !p->closing && !p->counted &&
+            channel_established(&p->ch) && strcmp(p->site, np->site) == 0) {
+            n++;
+            oldest = p; /* the list runs newest first */
+        }
+    if (n >= TRANSPORT_CONN_PER_SITE) {
+        log_info("peer %s %s: %u connections from this site: closing the "
+                 "oldest (%s)", np->peer, np->site, n + 1, oldest->peer);
+        pump_hard_close(oldest);
+    }
+}
+
 static int on_established(struct pump *p)
 {
     struct tr *tr = p->tr;
     int rv;
     uv_timer_stop(&p->timer);
     uncount(p);
-    if (p->incoming)
+    if (p->incoming) {
         snprintf(p->site, sizeof p->site, "%s", p->ch.peer_name);
+        cap_site(p);
+    }
     if ((rv = make_pair(p)) != 0) {
         log_error("peer %s %s: socketpair: %s", p->peer, p->site,
                   uv_strerror(rv));

@@ -25,6 +25,8 @@
 /* Connections not yet authenticated, in all and from one IP address. */
 #define TRANSPORT_UNAUTH_MAX 64
 #define TRANSPORT_UNAUTH_PER_IP 8
+/* Authenticated incoming connections of one site. */
+#define TRANSPORT_CONN_PER_SITE 4
 
 /* Initialises t for raft_uv_init(). cfg is borrowed and must outlive t
  * (it lives in struct agent). Loads the private key if one is configured.

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "testlib.h"
 #include "agent/channel.h"
@@ -491,6 +493,59 @@ static void test_bad_config(void **state)
     channel_close(NULL);
 }
 
+/* agent/keys: the text forms and the key files keygen writes. */
+static void test_keys(void **state)
+{
+    struct fx *x = *state;
+    char text[KEYS_PUBLIC_TEXT_MAX], err[512], dir[] = "/tmp/vckeysXXXXXX";
+    char path[600], pub_path[640];
+    uint8_t pk[KEYS_PUBLIC_BYTES];
+    struct keys_pair back;
+    struct stat st;
+    keys_format_public(x->a.pk, text, sizeof text);
+    assert_int_equal(strlen(text), 48);
+    assert_int_equal(keys_parse_public(text, pk, err, sizeof err), 0);
+    assert_memory_equal(pk, x->a.pk, sizeof pk);
+    text[10] ^= 1; /* another key, or not base64 at all */
+    assert_true(keys_parse_public(text, pk, err, sizeof err) != 0 ||
+                memcmp(pk, x->a.pk, sizeof pk) != 0);
+    assert_int_equal(keys_parse_public("vc1:", pk, err, sizeof err), -EINVAL);
+    assert_int_equal(keys_parse_public("ssh-ed25519 AAAA", pk, err,
+                                       sizeof err), -EINVAL);
+    assert_contains(err, "ssh-ed25519");
+    /* 32 zero bytes: base64 fine, not a usable Ed25519 point. */
+    assert_int_equal(keys_parse_public(
+        "vc1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", pk, err,
+        sizeof err), -EINVAL);
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/site.key", dir);
+    snprintf(pub_path, sizeof pub_path, "%s.pub", path);
+    assert_int_equal(keys_write(path, &x->a, err, sizeof err), 0);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(keys_load_private(path, &back, err, sizeof err), 0);
+    assert_memory_equal(back.pk, x->a.pk, sizeof back.pk);
+    assert_memory_equal(back.sk, x->a.sk, sizeof back.sk);
+    /* Never overwrites, and leaves the existing pair alone. */
+    assert_int_equal(keys_write(path, &x->b, err, sizeof err), -EEXIST);
+    assert_int_equal(keys_load_private(path, &back, err, sizeof err), 0);
+    assert_memory_equal(back.pk, x->a.pk, sizeof back.pk);
+    /* A private key others may read is refused. */
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(keys_load_private(path, &back, err, sizeof err),
+                     -EACCES);
+    assert_contains(err, "chmod 600");
+    /* A public key file is not a private key. */
+    assert_int_equal(chmod(pub_path, 0600), 0);
+    assert_int_equal(keys_load_private(pub_path, &back, err, sizeof err),
+                     -EINVAL);
+    keys_wipe(&back);
+    unlink(path);
+    unlink(pub_path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -510,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_final_tag),
         cmocka_unit_test(test_rekey),
         cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_keys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
