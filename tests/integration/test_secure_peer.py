@@ -10,7 +10,11 @@ made by `virtcloud keygen`:
    address) without harming the cluster; idle connections beyond the
    per-address cap are closed at once;
 4. a site running with another key than the one pinned for it never joins
-   the raft traffic: its peers log the refusal, it never leads or commits.
+   the raft traffic: its peers log the refusal, it never leads or commits;
+5. a man in the middle (a proxy on every peer address) that flips a bit in
+   a frame, replays one or cuts a connection in the middle of one: the
+   receiver closes the connection and logs it with the peer's address,
+   raft redials and the cluster keeps committing.
 
 With VC_BENCH=path/to/virtcloud-bench, runs the creates benchmark against a
 plain-TCP and a secure cluster instead (same binaries, same run) and prints
@@ -20,8 +24,10 @@ VC_BENCH_ROUNDS tune it).
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -228,9 +234,148 @@ def check_wrong_key(env):
     create(c, leader, "wk2", sites="brno,praha")
 
 
+# --- a man in the middle --------------------------------------------------
+
+HANDSHAKE_UP = 136 + 88  # msg1 + msg3: what the dialler sends before frames
+
+
+class Proxy:
+    """Forwards a peer port; when armed, does one thing to one frame the
+    dialler sends after the handshake: "flip" a bit, "replay" it or "cut"
+    the connection in its middle. One shot, shared by every proxy."""
+
+    shared = {"mode": None, "done": threading.Event()}
+    lock = threading.Lock()
+
+    def __init__(self, target):
+        self.target = target
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.addr = "127.0.0.1:%d" % self.lsock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @classmethod
+    def arm(cls, mode):
+        cls.shared["done"].clear()
+        cls.shared["mode"] = mode
+
+    @classmethod
+    def take(cls):
+        with cls.lock:
+            mode, cls.shared["mode"] = cls.shared["mode"], None
+            return mode
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            host, port = self.target.rsplit(":", 1)
+            try:
+                u = socket.create_connection((host, int(port)), timeout=5)
+            except OSError:
+                c.close()
+                continue
+            u.settimeout(None)
+            threading.Thread(target=self._up, args=(c, u), daemon=True).start()
+            threading.Thread(target=self._down, args=(u, c),
+                             daemon=True).start()
+
+    @staticmethod
+    def _down(src, dst):
+        try:
+            while True:
+                b = src.recv(65536)
+                if not b:
+                    break
+                dst.sendall(b)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _up(self, src, dst):
+        buf, skipped = b"", 0
+        try:
+            while True:
+                b = src.recv(65536)
+                if not b:
+                    break
+                buf += b
+                if skipped < HANDSHAKE_UP:
+                    n = min(HANDSHAKE_UP - skipped, len(buf))
+                    dst.sendall(buf[:n])
+                    buf, skipped = buf[n:], skipped + n
+                while skipped >= HANDSHAKE_UP and len(buf) >= 4:
+                    n = 4 + struct.unpack(">I", buf[:4])[0]
+                    if len(buf) < n:
+                        break
+                    f, buf = buf[:n], buf[n:]
+                    if not self._tamper(f, dst):
+                        dst.sendall(f)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _tamper(self, f, dst):
+        mode = self.take() if len(f) > 40 else None
+        if mode == "flip":
+            g = bytearray(f)
+            g[len(g) // 2] ^= 0x10
+            dst.sendall(bytes(g))
+        elif mode == "replay":
+            dst.sendall(f + f)
+        elif mode == "cut":
+            dst.sendall(f[:len(f) // 2])
+            self.shared["done"].set()
+            raise OSError("cut")
+        if mode:
+            self.shared["done"].set()
+        return mode is not None
+
+
+def check_tampering(env):
+    c, keys = secure_cluster(env, start=False)
+    proxies = [Proxy(a.peer) for a in c.agents]
+    boot = ",".join("%s=%s" % (a.name, p.addr)
+                    for a, p in zip(c.agents, proxies))
+    for a in c.agents:
+        a.bootstrap = boot
+    c.start()
+    leader = c.wait_leader()
+    create(c, leader, "mitm0")
+    marks = {"flip": "fails authentication", "replay": "fails authentication",
+             "cut": "cut short"}
+    for k, (mode, mark) in enumerate(marks.items()):
+        before = sum(a.log_text().count(mark) for a in c.agents)
+        Proxy.arm(mode)
+        vc.check(Proxy.shared["done"].wait(10), "%s: no frame seen", mode)
+        vc.wait_until(lambda: sum(a.log_text().count(mark)
+                                  for a in c.agents) > before, 10,
+                      "%r logged after a %s frame" % (mark, mode))
+        line = [l for a in c.agents for l in a.log_text().splitlines()
+                if mark in l][-1]
+        vc.check(re.search(r"peer 127\.0\.0\.1:\d+ \w+: ", line),
+                 "no peer address in %r", line)
+        vc.log("%s: %s", mode, line.split(": ", 1)[1][:150])
+        create(c, c.wait_leader(), "mitm%d" % (k + 1))
+    c.wait_converged()
+
+
 def test(env):
     check_secure_cluster(env)
     check_wrong_key(env)
+    check_tampering(env)
 
 
 # --- benchmark: secure vs plain, same run ----------------------------------
