@@ -31,7 +31,9 @@
 #define FSM_DEDUPE_MAX 100000 /* remembered request ids (FIFO) */
 #define FSM_SNAPSHOT_VERSION 1
 #define FSM_DD_GENS 3
-#define FSM_DD_GEN_IDS (FSM_DEDUPE_MAX / (FSM_DD_GENS - 1))
+/* Rounded up: the full generations must hold the whole window. */
+#define FSM_DD_GEN_IDS \
+    ((FSM_DEDUPE_MAX + FSM_DD_GENS - 2) / (FSM_DD_GENS - 1))
 #define FSM_DD_FILTER_WORDS 8192 /* 64 KiB per generation */
 
 enum fsm_cluster_state {
