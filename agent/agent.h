@@ -50,6 +50,7 @@ enum req_state {
     RS_WAITING,   /* no usable leader yet: retried by the tick */
     RS_READWAIT,  /* leader read waiting for a barrier */
     RS_JOINING,   /* leader: join in progress (members.c) */
+    RS_TWIN,      /* waits for the in-flight request with its id */
 };
 
 typedef void (*request_done_fn)(struct request *r, int code,
@@ -75,6 +76,9 @@ struct request {
     int peer;            /* site index forwarded to, -1 */
     uint32_t fwd_seq;
     struct request *qnext;               /* RS_QUEUED: FIFO */
+    struct request *twins;               /* same request id, answered
+                                            with this one's outcome */
+    struct request *twin_of, *twin_next; /* RS_TWIN: the primary */
     struct mp_str raft_addr;             /* PROTO_OP_JOIN: raft address */
     void *join;                          /* members.c state while joining */
     struct request *next, *prev;         /* all requests */
@@ -130,6 +134,8 @@ struct agent {
     uint64_t no_leader_since_ms; /* 0 while a leader is known */
     bool registering, sweeping;
     bool registered_once, removed_warned;
+    bool caught_up;
+    uint64_t startup_commit;
 
     struct request *reqs; /* every live request */
     unsigned nreqs;
@@ -161,6 +167,11 @@ struct agent {
     char *join_buf;
     size_t join_len;
 };
+
+/* True once this agent has applied the commit index it saw when it first
+ * knew a leader: its view is complete enough to delete or re-register
+ * anything (reliability note 6). */
+bool agent_caught_up(struct agent *a);
 
 /* Monotonic milliseconds, for deadlines and intervals. */
 uint64_t agent_now_ms(struct agent *a);

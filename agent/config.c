@@ -568,6 +568,17 @@ static int check_required(struct config *c, char *err, size_t len)
                  c->heartbeat_timeout_ms, c->election_timeout_ms);
         return VC_EINVAL;
     }
+    if (c->nbootstrap && !c->join[0]) {
+        bool self = false;
+        for (unsigned i = 0; i < c->nbootstrap; i++)
+            self |= !strcmp(c->bootstrap[i].site, c->site);
+        if (!self) {
+            snprintf(err, len, "config: bootstrap: this site (%s) is not "
+                     "listed; list it, or use join to add it to a running "
+                     "cluster", c->site);
+            return VC_EINVAL;
+        }
+    }
     if (!c->managed_set)
         c->managed = c->switch_cfg[0] != '\0';
     if (check_keys(c, err, len) != 0)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../proto/err.h"
 #include "agent.h"
@@ -123,6 +124,42 @@ static bool site_matches(const struct agent *a, const struct fsm_site *s)
            s->managed == a->cfg.managed && !strcmp(s->addr, a->cfg.advertise);
 }
 
+bool agent_caught_up(struct agent *a)
+{
+    struct consensus_status st;
+    if (a->caught_up)
+        return true;
+    consensus_status(&a->cons, &st);
+    if (!st.leader_id)
+        return false;
+    if (!a->startup_commit)
+        a->startup_commit = st.commit ? st.commit : 1;
+    if (st.applied >= a->startup_commit) {
+        a->caught_up = true;
+        log_info("caught up at index %llu", (unsigned long long)st.applied);
+    }
+    return a->caught_up;
+}
+
+/* A marker in the data dir remembers that this site's record was once
+ * committed, so a site removed by an operator never re-adds itself, even
+ * across restarts. */
+static bool marker(struct agent *a, bool set)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/registered", a->cfg.data_dir);
+    if (set) {
+        FILE *f = fopen(path, "w");
+        if (f) {
+            fputs(a->cfg.site, f);
+            fputc('\n', f);
+            fclose(f);
+        }
+        return true;
+    }
+    return access(path, F_OK) == 0;
+}
+
 static bool founder(const struct agent *a)
 {
     for (unsigned i = 0; i < a->cfg.nbootstrap; i++)
@@ -138,7 +175,14 @@ static bool founder(const struct agent *a)
 static void maybe_register(struct agent *a, uint64_t now)
 {
     const struct fsm_site *s = fsm_site_find(&a->fsm, a->cfg.site);
-    if (s)
+    if (!agent_caught_up(a))
+        return; /* a stale view would re-add a removed site */
+    if (s && !a->registered_once) {
+        a->registered_once = true;
+        if (!marker(a, false))
+            marker(a, true);
+    }
+    if (!s && !a->registered_once && marker(a, false))
         a->registered_once = true;
     if (a->registering || now - a->last_register_ms < 1000 ||
         !consensus_leader(&a->cons, NULL) || (s && site_matches(a, s)) ||

@@ -306,24 +306,6 @@ static void after_cb(uv_work_t *w, int status)
 
 /* --- scheduling ---------------------------------------------------------- */
 
-static bool caught_up(struct reconcile *r)
-{
-    struct consensus_status st;
-    if (r->caught_up)
-        return true;
-    consensus_status(&r->a->cons, &st);
-    if (!st.leader_id)
-        return false;
-    if (!r->startup_commit)
-        r->startup_commit = st.commit ? st.commit : 1;
-    if (st.applied >= r->startup_commit) {
-        r->caught_up = true;
-        log_info("reconciler caught up at index %llu",
-                 (unsigned long long)st.applied);
-    }
-    return r->caught_up;
-}
-
 void reconcile_tick(struct reconcile *r, uint64_t now)
 {
     struct agent *a = r->a;
@@ -345,7 +327,7 @@ void reconcile_tick(struct reconcile *r, uint64_t now)
         job_free(j);
         return;
     }
-    j->want.complete = caught_up(r);
+    j->want.complete = agent_caught_up(a);
     struct consensus_status st;
     consensus_status(&a->cons, &st);
     j->want.index = st.applied;

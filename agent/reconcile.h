@@ -20,8 +20,6 @@ struct reconcile {
     uv_work_t work;
     struct reconcile_job *job; /* in flight on a worker, NULL if idle */
     bool dirty;           /* a commit changed what this site should carry */
-    bool caught_up;       /* applied >= commit index seen at start-up */
-    uint64_t startup_commit;
     uint64_t next_ms;     /* next timed pass (drift repair, retries) */
     uint64_t backoff_ms;  /* after a failed apply */
     unsigned reports;     /* apply reports in flight */

@@ -146,6 +146,15 @@ static void request_free(struct request *r)
         r->batch->reqs[r->bidx] = NULL;
     pending_del(a, r);
     members_request_gone(r);
+    if (r->twin_of) {
+        struct request **pp = &r->twin_of->twins;
+        while (*pp && *pp != r)
+            pp = &(*pp)->twin_next;
+        if (*pp)
+            *pp = r->twin_next;
+    }
+    for (struct request *t = r->twins; t; t = t->twin_next)
+        t->twin_of = NULL;
     if (r->conn) {
         struct conn *c = r->conn;
         if (r->cprev)
@@ -175,6 +184,14 @@ static void pack_result(msgpack_packer *pk, void *ctx)
 void request_finish(struct request *r, int code, const char *msg,
                     const struct proto_result *res)
 {
+    /* Repeats of this request id that arrived meanwhile get the same
+     * answer: the first one. */
+    while (r->twins) {
+        struct request *t = r->twins;
+        r->twins = t->twin_next;
+        t->twin_of = NULL;
+        request_finish(t, code, msg, res);
+    }
     if (r->conn)
         api_reply(r->conn, r->seq, code, msg ? msg : res ? res->msg : "",
                   res ? pack_result : NULL, (void *)res);
@@ -196,6 +213,12 @@ void request_relay(struct request *r, const struct proto_response *resp)
 {
     char msg[VC_MSG_MAX + 1];
     struct relay_ctx ctx = {&resp->payload};
+    while (r->twins) {
+        struct request *t = r->twins;
+        r->twins = t->twin_next;
+        t->twin_of = NULL;
+        request_relay(t, resp);
+    }
     mp_str_copy(resp->msg.n > VC_MSG_MAX ? mp_cstr("") : resp->msg, msg,
                 sizeof msg);
     if (r->conn)
@@ -352,12 +375,13 @@ void request_start(struct agent *a, struct conn *conn,
         request_finish(r, VC_ENOMEM, "agent out of memory", NULL);
         return;
     }
-    if (pending_find(a, r->cmd.req_id)) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "request id %.*s is already in flight; "
-                 "retry shortly to get its answer", (int)r->cmd.req_id.n,
-                 r->cmd.req_id.p);
-        request_finish(r, VC_EUNAVAILABLE, msg, NULL);
+    struct request *first = pending_find(a, r->cmd.req_id);
+    if (first) {
+        /* A repeat while the first is in flight waits for its answer. */
+        r->state = RS_TWIN;
+        r->twin_of = first;
+        r->twin_next = first->twins;
+        first->twins = r;
         return;
     }
     if (pending_add(a, r) != 0) {
