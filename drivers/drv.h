@@ -55,11 +55,22 @@
  * Safety (docs: reliability notes 3 and 6):
  *  - A state with complete == false (the agent's view has not yet caught
  *    up with the commit index it saw at start-up) only adds and repairs:
- *    nothing is deleted, no VID removed, no VM interface released.
+ *    nothing is deleted, no VID removed, no VM interface released. (A
+ *    link of ours that holds a desired name in the wrong shape, say a
+ *    subinterface on another lower device, is still replaced.)
  *  - A state with index != 0 writes idx=index into the marks it creates
  *    or rewrites, and is refused with -ESTALE before any change if the
  *    device holds a mark with a higher idx: an older state never
  *    overwrites a newer one.
+ *
+ * IPv6 is switched off (net.ipv6.conf.NAME.disable_ipv6) on every link a
+ * driver creates, before the link goes up, and again if someone turns it
+ * on: the host must have no address, link-local or SLAAC, on a tenant's
+ * VLAN.
+ *
+ * Scope: one host instance per network namespace (it regards every
+ * cluster-marked link there as its own); a linuxbridge instance per
+ * bridge.
  *
  * Blocking: an apply is synchronous. rtnetlink requests are executed by
  * the kernel inside sendmsg(), so no call waits for the network, but a
@@ -69,9 +80,12 @@
  * dryrun's injected latency sleeps on that worker.
  *
  * Errors: 0 or a negative errno (kernel errors pass through). errmsg gets
- * the context, innermost last: "linuxbridge br0: vlan 42: port swp1:
- * vlan add dev swp1 vid 42: Operation not supported". The caller prefixes
- * its own ("switch sw-a1: ...").
+ * the context, outermost first, the failed operation in ip(8)/bridge(8)
+ * syntax and the kernel's own text last: "linuxbridge br0: vlan 42: vlan
+ * add dev swp1 vid 42: Operation not supported", "host: vlan 7: link add
+ * eth1.7 link eth1 group 1986199554 type vlan id 7: Operation not
+ * supported: Unknown device type". The caller prefixes its own ("switch
+ * sw-a1: ...").
  */
 #ifndef VC_DRIVERS_DRV_H
 #define VC_DRIVERS_DRV_H
