@@ -82,7 +82,7 @@ struct tr {
     raft_id id;
     char address[CHANNEL_ADDR_MAX];
     uv_tcp_t listener;
-    bool listening;
+    bool listening; /* the listener handle is open (from tr_init) */
     raft_uv_accept_cb accept_cb;
     struct pump *pumps;
     unsigned unauth; /* incoming connections still in the handshake */
@@ -730,15 +730,12 @@ static int tr_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
     struct tr *tr = t->impl;
     struct sockaddr_storage ss;
     int rv;
-    if (config_parse_addr(tr->address, &ss) != 0) {
+    if (!tr->listening || config_parse_addr(tr->address, &ss) != 0) {
         snprintf(t->errmsg, sizeof t->errmsg, "listen address \"%s\" is "
                  "not IP:PORT", tr->address);
         return RAFT_INVALID;
     }
     tr->accept_cb = cb;
-    uv_tcp_init(tr->loop, &tr->listener);
-    tr->listener.data = tr;
-    tr->listening = true;
     if ((rv = uv_tcp_bind(&tr->listener, (struct sockaddr *)&ss, 0)) != 0 ||
         (rv = uv_listen((uv_stream_t *)&tr->listener, 128, listen_cb)) != 0) {
         snprintf(t->errmsg, sizeof t->errmsg, "listen on %s: %s",
@@ -760,6 +757,13 @@ static int tr_init(struct raft_uv_transport *t, raft_id id,
     }
     tr->id = id;
     snprintf(tr->address, sizeof tr->address, "%s", address);
+    /* The listener handle exists from here on, so that tr_close() always
+     * completes asynchronously, through its close callback. */
+    if (!tr->listening) {
+        uv_tcp_init(tr->loop, &tr->listener);
+        tr->listener.data = tr;
+        tr->listening = true;
+    }
     return 0;
 }
 

@@ -397,11 +397,20 @@ def bench_once(env, bench, secure, count, conc):
     m = re.search(r"creates_per_s=([0-9.]+) p50_ms=([0-9.]+) "
                   r"p99_ms=([0-9.]+)", out)
     vc.check(m, "no creates_per_s in:\n%s", out)
+    cpu = sum(cpu_s(a.pid) for a in c.agents)
     for a in c.agents:
         a.signal(15)
     for a in c.agents:
         a.wait_exit(20)
-    return float(m.group(1)), "p50 %s ms, p99 %s ms" % m.group(2, 3)
+    return (float(m.group(1)), cpu * 1e6 / count,
+            "p50 %s ms, p99 %s ms" % m.group(2, 3))
+
+
+def cpu_s(pid):
+    """User + system CPU seconds of a running process."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bench(env):
@@ -410,19 +419,29 @@ def bench(env):
     conc = int(os.environ.get("VC_BENCH_CONC", "64"))
     rounds = int(os.environ.get("VC_BENCH_ROUNDS", "3"))
     res = {False: [], True: []}
+    cpu = {False: [], True: []}
     for r in range(rounds):
         for secure in (False, True):
-            rate, out = bench_once(env, path, secure, count, conc)
+            rate, us, lat = bench_once(env, path, secure, count, conc)
             res[secure].append(rate)
-            vc.log("round %d %s: %.0f creates/s (%s)", r + 1,
-                   "secure" if secure else "plain ", rate, out)
-    plain = sorted(res[False])[len(res[False]) // 2]
-    sec = sorted(res[True])[len(res[True]) // 2]
-    print("plain TCP : %s creates/s (median %.0f)" %
-          (" ".join("%.0f" % x for x in res[False]), plain))
-    print("secure    : %s creates/s (median %.0f)" %
-          (" ".join("%.0f" % x for x in res[True]), sec))
-    print("cost      : %.1f%% lower throughput" % (100 * (plain - sec) / plain))
+            cpu[secure].append(us)
+            vc.log("round %d %s: %.0f creates/s, agents' CPU %.0f us per "
+                   "create (%s)", r + 1, "secure" if secure else "plain ",
+                   rate, us, lat)
+
+    def median(v):
+        return sorted(v)[len(v) // 2]
+
+    plain, sec = median(res[False]), median(res[True])
+    print("plain TCP : %s creates/s (median %.0f), CPU %.0f us/create" %
+          (" ".join("%.0f" % x for x in res[False]), plain,
+           median(cpu[False])))
+    print("secure    : %s creates/s (median %.0f), CPU %.0f us/create" %
+          (" ".join("%.0f" % x for x in res[True]), sec, median(cpu[True])))
+    print("cost      : %.1f%% lower throughput (medians), %+.1f%% CPU" %
+          (100 * (plain - sec) / plain,
+           100 * (median(cpu[True]) - median(cpu[False])) /
+           median(cpu[False])))
 
 
 if __name__ == "__main__":
