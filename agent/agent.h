@@ -210,6 +210,8 @@ void request_unavailable_msg(struct agent *a, char *buf, size_t len);
 void peer_tick(struct agent *a);
 /* Writes every link's queued frames, one write per link. */
 void peer_flush(struct agent *a);
+/* True if the link to the leader's agent is open. */
+bool peer_leader_link(struct agent *a);
 /* Sends r to the leader's agent. 0, or negative if no link can be used. */
 int peer_forward(struct agent *a, struct request *r);
 bool peer_reachable(struct agent *a, const char *site);

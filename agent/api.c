@@ -212,8 +212,14 @@ static void dispatch(struct conn *c, const struct proto_request *req)
     }
     switch (req->op) {
     case PROTO_OP_STATUS:
-        api_reply(c, req->seq, 0, "", pack_status, a);
-        return;
+        /* A follower asks the leader, which alone knows every member's
+         * match index and lag; during an outage it answers itself. */
+        if ((req->flags & (PROTO_FLAG_STALE | PROTO_FLAG_FORWARDED)) ||
+            consensus_is_leader(&a->cons) || !peer_leader_link(a)) {
+            api_reply(c, req->seq, 0, "", pack_status, a);
+            return;
+        }
+        break;
     case PROTO_OP_PING:
         api_reply(c, req->seq, 0, "", pack_site_name, a);
         return;

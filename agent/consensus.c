@@ -89,6 +89,8 @@ static int apply_cb(struct raft_fsm *rf, const struct raft_buffer *buf,
         return RAFT_MALFORMED;
     }
     for (size_t i = 0; i < n; i++) {
+        if (i + 1 < n) /* overlap the next command's cache misses */
+            fsm_prefetch(c->fsm, &c->cmds[i + 1]);
         if (fsm_apply(c->fsm, &c->cmds[i], &r) != 0) {
             c->on_fatal(c->hook_data, "out of memory applying a command");
             return RAFT_NOMEM;

@@ -295,6 +295,12 @@ static int leader_peer(struct agent *a)
     return -1;
 }
 
+bool peer_leader_link(struct agent *a)
+{
+    int i = leader_peer(a);
+    return i >= 0 && a->peers[i].used && a->peers[i].open;
+}
+
 int peer_forward(struct agent *a, struct request *r)
 {
     int i = leader_peer(a);

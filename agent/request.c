@@ -257,6 +257,7 @@ static void enqueue(struct agent *a, struct request *r)
 }
 
 static void issue_barrier(struct agent *a);
+static void serve_read(struct request *r);
 
 static void route(struct request *r)
 {
@@ -266,6 +267,8 @@ static void route(struct request *r)
             enqueue(a, r);
         } else if (r->op == PROTO_OP_JOIN) {
             members_join(a, r);
+        } else if (r->op == PROTO_OP_STATUS) {
+            serve_read(r); /* the leader's own view: no barrier needed */
         } else {
             r->state = RS_READWAIT;
             r->barrier_gen = a->barrier_issued + 1;
@@ -527,8 +530,6 @@ void request_flush(struct agent *a)
 
 /* --- linearizable reads ------------------------------------------------ */
 
-static void serve_read(struct request *r);
-
 static void barrier_cb(void *data, int status)
 {
     struct agent *a = data;
@@ -569,7 +570,9 @@ static void pack_read(msgpack_packer *pk, void *ctx)
 {
     struct request *r = ctx;
     const char *name = r->name[0] ? r->name : NULL;
-    if (r->op == PROTO_OP_SITES)
+    if (r->op == PROTO_OP_STATUS)
+        view_status(pk, r->a);
+    else if (r->op == PROTO_OP_SITES)
         view_sites(pk, &r->a->fsm, name);
     else
         view_clusters(pk, &r->a->fsm, name);
