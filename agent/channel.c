@@ -54,9 +54,10 @@ int channel_buf_reserve(struct channel_buf *b, size_t n)
     uint8_t *p;
     if (b->cap - b->len >= n)
         return 0;
-    cap = b->cap ? b->cap : 256;
-    while (cap - b->len < n)
-        cap *= 2;
+    /* Doubling for many small appends, but one step for a big one. */
+    cap = b->cap ? b->cap * 2 : 256;
+    if (cap - b->len < n)
+        cap = b->len + n;
     if (!(p = realloc(b->base, cap)))
         return -ENOMEM;
     b->base = p;
