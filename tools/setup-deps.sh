@@ -9,7 +9,10 @@ set -eu
 
 RAFT_MIN=0.22.1
 BASE_PKGS="build-essential meson ninja-build pkg-config libuv1-dev libsodium-dev \
-libmsgpack-dev libcmocka-dev libmnl-dev libinih-dev iproute2 clang python3"
+libmsgpack-dev libcmocka-dev libmnl-dev libinih-dev iproute2 clang python3 \
+libclang-rt-14-dev"
+# libclang-rt-14-dev: clang's sanitizer and libFuzzer runtimes, which
+# --no-install-recommends leaves out (CC=clang ... -Dfuzz=true builds).
 # tests/netns boot user-mode Linux (with busybox for its init) where the
 # running kernel lacks 802.1Q VLAN devices or bridge VLAN filtering.
 NETNS_PKGS="user-mode-linux busybox-static"
