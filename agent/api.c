@@ -212,14 +212,11 @@ static void dispatch(struct conn *c, const struct proto_request *req)
     }
     switch (req->op) {
     case PROTO_OP_STATUS:
-        /* A follower asks the leader, which alone knows every member's
-         * match index and lag; during an outage it answers itself. */
-        if ((req->flags & (PROTO_FLAG_STALE | PROTO_FLAG_FORWARDED)) ||
-            consensus_is_leader(&a->cons) || !peer_leader_link(a)) {
-            api_reply(c, req->seq, 0, "", pack_status, a);
-            return;
-        }
-        break;
+        /* Always this agent's own view (scripts rely on "site" and "id"
+         * naming the agent asked); match and lag are filled by the
+         * leader only: ask the leader for them. */
+        api_reply(c, req->seq, 0, "", pack_status, a);
+        return;
     case PROTO_OP_PING:
         api_reply(c, req->seq, 0, "", pack_site_name, a);
         return;
