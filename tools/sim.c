@@ -172,6 +172,7 @@ struct server {
     raft_index applied;     /* last entry applied through the fsm */
     raft_index compacted;   /* entries up to here may be gone from its log */
     unsigned put_epoch;     /* bumped when a snapshot write completes */
+    unsigned puts;          /* snapshot writes in flight */
     struct raft_snapshot *stored; /* copy of the last one written */
     unsigned nqueue;        /* client commands for the next entry */
     uint8_t qclient[SIM_BATCH_MAX];
@@ -199,6 +200,7 @@ struct stats {
     unsigned long kills, revives, partitions, links, latencies, jumps;
     unsigned long transfers, members, leader_changes;
     unsigned long snapshots, restores, digests, unstuck, dodged, racy_reads;
+    unsigned long busy_installs;
     unsigned long crash[CRASH_PLANS];
 };
 
@@ -1271,9 +1273,38 @@ static void sim_step(struct sim *s)
 
 /* --- dodging a libraft 0.22.1 crash (see keep_compacted_crash) ---------- */
 
+/* libraft 0.22.1 ignores an InstallSnapshot that arrives while the
+ * server writes a snapshot ("already taking or installing snapshot") and
+ * leaks its data and configuration (LeakSanitizer; seed 10074, 1000
+ * steps: the leader had sent the same snapshot twice); raft-notes.md,
+ * section 10, saw a NULL dereference in the same window. The simulation
+ * drops such a message before raft sees it: raft would not have answered
+ * it either. --known-defect install-snapshot-while-snapshotting runs
+ * without this. */
+static bool keep_busy_install;
+
+static bool drop_busy_install(struct sim *s, unsigned i,
+                              struct raft_message *m)
+{
+    struct raft_install_snapshot *is = &m->install_snapshot;
+    if (keep_busy_install || m->type != RAFT_INSTALL_SNAPSHOT ||
+        !s->srv[i].puts)
+        return false;
+    s->st.busy_installs++;
+    trace(s, "drop install snapshot %llu to server %u: it is writing a "
+             "snapshot",
+          (unsigned long long)is->last_index, i);
+    raft_configuration_close(&is->conf);
+    raft_free(is->data.base);
+    return true;
+}
+
 static void sim_io_recv(struct raft_io *io, struct raft_message *m)
 {
     struct sim *s = running_sim;
+    for (unsigned i = 0; s && i < s->n; i++)
+        if (R(s, i)->io == io && drop_busy_install(s, i, m))
+            return;
     for (unsigned i = 0; s && !keep_compacted_crash && i < s->n; i++) {
         struct raft_append_entries *ae = &m->append_entries;
         if (R(s, i)->io != io || m->type != RAFT_APPEND_ENTRIES ||
@@ -1377,6 +1408,8 @@ static void sim_put_cb(struct raft_io_snapshot_put *req, int status)
     struct io_req *e = io_req_slot(req, false);
     void (*cb)(struct raft_io_snapshot_put *, int) = e->put_cb;
     struct sim *s = running_sim;
+    if (s)
+        s->srv[e->server].puts--;
     if (s && status == 0) {
         struct server *sv = &s->srv[e->server];
         snapshot_free(sv->stored);
@@ -1406,8 +1439,10 @@ static int sim_io_snapshot_put(struct raft_io *io, unsigned trailing,
         snapshot_free(e->snap);
         e->snap = NULL;
         e->req = NULL;
+        return rv;
     }
-    return rv;
+    s->srv[e->server].puts++;
+    return 0;
 }
 
 static void sim_get_cb(struct raft_io_snapshot_get *req,
@@ -1689,13 +1724,18 @@ static int barrier(struct sim *s, unsigned l, unsigned ms)
 {
     struct pending *p = pending_new(s, P_BARRIER, l);
     raft_time end = now(s) + ms;
+    int rv;
     p->req.barrier.data = p;
-    if (raft_barrier(R(s, l), &p->req.barrier, barrier_cb) != 0) {
+    if ((rv = raft_barrier(R(s, l), &p->req.barrier, barrier_cb)) != 0) {
         p->done = true;
+        trace(s, "barrier on server %u: %s", l, raft_strerror(rv));
         return -1;
     }
     while (!p->done && now(s) < end)
         raft_fixture_step(&s->f);
+    trace(s, "barrier on server %u: %s", l,
+          !p->done ? "no answer" : p->status ? raft_strerror(p->status)
+                                             : "done");
     return p->done ? p->status : -1;
 }
 
@@ -1703,7 +1743,8 @@ static int barrier(struct sim *s, unsigned l, unsigned ms)
  * there. Returns the leader, or -1 (failed). */
 static int final_barrier(struct sim *s)
 {
-    for (int tries = 0; tries < 10 && !s->failed; tries++) {
+    raft_time end = now(s) + 60000;
+    while (now(s) < end && !s->failed) {
         int l = wait_leader(s, 30000);
         if (l < 0) {
             sim_fail(s, "liveness: no leader followed by every member 30 s "
@@ -1713,7 +1754,8 @@ static int final_barrier(struct sim *s)
         }
         if (barrier(s, (unsigned)l, 30000) == 0)
             return l;
-        raft_fixture_step(&s->f);
+        /* E.g. a leadership transfer still running: give it time. */
+        raft_fixture_step_until_elapsed(&s->f, 200);
     }
     if (!s->failed)
         sim_fail(s, "liveness: no barrier completed after healing");
@@ -1908,8 +1950,11 @@ static const struct {
     {"install-snapshot-while-snapshotting",
      "libraft 0.22.1 dereferences NULL when an InstallSnapshot arrives "
      "while the server is still writing its own snapshot (legacy.c take-"
-     "snapshot callback; raft-notes.md, section 10)",
-     1, 200, 1000},
+     "snapshot callback; raft-notes.md, section 10), and leaks the message "
+     "when it ignores one (\"already taking or installing snapshot\"; "
+     "seed 10074); the simulation drops InstallSnapshot to a server "
+     "writing a snapshot",
+     10074, 1, 1000},
     {"candidate-state-ubsan",
      "libraft 0.22.1 recvRequestVoteResult reads candidate_state when not "
      "a candidate; only a UBSan build of libraft itself reports it "
@@ -1971,6 +2016,7 @@ static int run_defect(size_t d)
     no_unstick = !strcmp(name, "follower-snapshot-ahead-stall");
     keep_compacted_crash = !strcmp(name, "follower-compacted-entries-crash");
     keep_snapshot_race = !strcmp(name, "leader-snapshot-read-race");
+    keep_busy_install = !strcmp(name, "install-snapshot-while-snapshotting");
     for (unsigned k = 0; k < defects[d].seeds; k++) {
         struct sim *s = calloc(1, sizeof *s);
         if (!s)
@@ -2067,9 +2113,9 @@ static void print_stats(const struct stats *t, unsigned long seeds,
            t->snapshots, t->restores, t->digests);
     printf("  libraft 0.22.1 defects dodged: %lu append entries of "
            "compacted entries dropped, %lu snapshot reads racing a write "
-           "given the older snapshot, %lu stalled followers freed by "
-           "barriers\n",
-           t->dodged, t->racy_reads, t->unstuck);
+           "given the older snapshot, %lu install snapshots to a server "
+           "writing one dropped, %lu stalled followers freed by barriers\n",
+           t->dodged, t->racy_reads, t->busy_installs, t->unstuck);
 }
 
 static void add_stats(struct stats *a, const struct stats *b)
