@@ -155,7 +155,12 @@ struct agent {
     uint64_t id_counter;
 
     struct join *joins;      /* leader: joins in progress */
-    uint64_t removals[64];   /* raft ids of removed sites still members */
+    struct removal {
+        uint64_t id;         /* raft id of a removed site still a member */
+        uint64_t commit;     /* commit index when its removal applied */
+        uint64_t since_ms;   /* when this agent noted it */
+        uint64_t matched_ms; /* when it stored that index, 0 if not yet */
+    } removals[64];
     unsigned nremovals;
     uint64_t last_roles_ms;
     uint64_t leader_since_ms;

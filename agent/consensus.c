@@ -458,6 +458,15 @@ int consensus_member_role(struct consensus *c, uint64_t id, const char **addr)
     return -1;
 }
 
+int consensus_match_index(struct consensus *c, uint64_t id, uint64_t *idx)
+{
+    raft_index i = 0;
+    if (!consensus_is_leader(c) || raft_match_index(&c->raft, id, &i) != 0)
+        return VC_ENOTFOUND;
+    *idx = i;
+    return 0;
+}
+
 uint64_t consensus_last_index(struct consensus *c)
 {
     return c->raft.last_stored;

@@ -127,6 +127,9 @@ bool consensus_changing(struct consensus *c);
 int consensus_member_role(struct consensus *c, uint64_t id,
                           const char **addr);
 
+/* Leader only: highest index server id has stored. 0 or VC_ENOTFOUND. */
+int consensus_match_index(struct consensus *c, uint64_t id, uint64_t *idx);
+
 /* Last log index on this server (leader: for lag = last - match). */
 uint64_t consensus_last_index(struct consensus *c);
 

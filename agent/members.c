@@ -249,10 +249,14 @@ void members_on_apply(struct agent *a, const struct proto_cmd *cmd,
     mp_str_copy(cmd->name, name, sizeof name);
     uint64_t id = consensus_site_id(name);
     for (unsigned i = 0; i < a->nremovals; i++)
-        if (a->removals[i] == id)
+        if (a->removals[i].id == id)
             return;
-    if (a->nremovals < sizeof a->removals / sizeof a->removals[0])
-        a->removals[a->nremovals++] = id;
+    if (a->nremovals < sizeof a->removals / sizeof a->removals[0]) {
+        struct consensus_status st;
+        consensus_status(&a->cons, &st);
+        a->removals[a->nremovals++] = (struct removal){
+            id, st.commit, agent_now_ms(a), 0};
+    }
 }
 
 static void removal_done(void *data, int status)
@@ -263,15 +267,38 @@ static void removal_done(void *data, int status)
                  vc_strerror(status));
 }
 
-static bool process_removals(struct agent *a)
+/* The removed site should learn of its removal (and log it) before it
+ * leaves the configuration, after which nobody sends it entries: wait
+ * until it stored the entry and a few heartbeats passed, or, if it is
+ * down, at most REMOVAL_WAIT_MS. */
+#define REMOVAL_WAIT_MS 10000
+
+static bool removal_ready(struct agent *a, struct removal *rm, uint64_t now)
+{
+    uint64_t match = 0;
+    if (now - rm->since_ms >= REMOVAL_WAIT_MS)
+        return true;
+    if (consensus_match_index(&a->cons, rm->id, &match) != 0)
+        return true;
+    if (match < rm->commit)
+        return false;
+    if (!rm->matched_ms)
+        rm->matched_ms = now;
+    return now - rm->matched_ms >= 4ull * a->cfg.heartbeat_timeout_ms;
+}
+
+static bool process_removals(struct agent *a, uint64_t now)
 {
     while (a->nremovals) {
-        uint64_t id = a->removals[0];
+        struct removal *rm = &a->removals[0];
+        uint64_t id = rm->id;
         /* A site that joined again since is no longer to be removed. */
         if (consensus_member_role(&a->cons, id, NULL) < 0 || site_of(a, id)) {
             a->removals[0] = a->removals[--a->nremovals];
             continue;
         }
+        if (!removal_ready(a, rm, now))
+            return false;
         if (consensus_remove(&a->cons, id, removal_done, a) == 0) {
             log_info("removing server %llx from the raft configuration",
                      (unsigned long long)id);
@@ -356,6 +383,6 @@ void members_tick(struct agent *a, uint64_t now)
     if (now - a->last_roles_ms < 500)
         return;
     a->last_roles_ms = now;
-    if (!process_removals(a))
+    if (!process_removals(a, now))
         manage_roles(a, now);
 }
