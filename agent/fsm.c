@@ -138,6 +138,23 @@ struct fsm_slot *fsm_cluster_slot(const struct fsm_cluster *c, unsigned s)
     return NULL;
 }
 
+uint32_t fsm_sites_by_id(const struct fsm *f,
+                         const struct fsm_site *order[VC_SITES_MAX])
+{
+    uint32_t n = 0;
+    for (int i = 0; i < VC_SITES_MAX; i++)
+        if (f->sites[i].live)
+            order[n++] = &f->sites[i];
+    /* Insertion sort by id: at most 128 sites. */
+    for (uint32_t i = 1; i < n; i++)
+        for (uint32_t j = i; j > 0 && order[j - 1]->id > order[j]->id; j--) {
+            const struct fsm_site *t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    return n;
+}
+
 const char *fsm_state_name(int state)
 {
     switch (state) {

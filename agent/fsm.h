@@ -183,6 +183,11 @@ struct fsm_cluster *fsm_cluster_find(const struct fsm *f, const char *name);
 /* Slot of cluster c at site index s, or NULL. */
 struct fsm_slot *fsm_cluster_slot(const struct fsm_cluster *c, unsigned s);
 
+/* Fills order with the live sites by id (the order they were added);
+ * returns how many. The pointers are valid until the next apply. */
+uint32_t fsm_sites_by_id(const struct fsm *f,
+                         const struct fsm_site *order[VC_SITES_MAX]);
+
 const char *fsm_state_name(int state);
 
 /* Internal to fsm*.c: a zeroed cluster entity (*idx). 0 or VC_ENOMEM. */

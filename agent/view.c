@@ -125,16 +125,7 @@ int view_sites(msgpack_packer *pk, const struct fsm *f, const char *name)
     }
     /* By site id, the order sites were added. */
     const struct fsm_site *order[VC_SITES_MAX];
-    uint32_t n = 0;
-    for (int i = 0; i < VC_SITES_MAX; i++)
-        if (f->sites[i].live)
-            order[n++] = &f->sites[i];
-    for (uint32_t i = 1; i < n; i++)
-        for (uint32_t j = i; j > 0 && order[j - 1]->id > order[j]->id; j--) {
-            const struct fsm_site *t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
-        }
+    uint32_t n = fsm_sites_by_id(f, order);
     msgpack_pack_array(pk, n);
     for (uint32_t i = 0; i < n; i++)
         pack_site(pk, f, order[i], (unsigned)(order[i] - f->sites));
