@@ -21,29 +21,10 @@ static void pack_bool(msgpack_packer *pk, bool b)
     b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
 }
 
-static int pack_range(unsigned lo, unsigned hi, void *arg)
-{
-    msgpack_packer *pk = arg;
-    msgpack_pack_array(pk, 2);
-    msgpack_pack_uint16(pk, (uint16_t)lo);
-    msgpack_pack_uint16(pk, (uint16_t)hi);
-    return 0;
-}
-
-static int count_range(unsigned lo, unsigned hi, void *arg)
-{
-    (void)lo;
-    (void)hi;
-    (*(uint32_t *)arg)++;
-    return 0;
-}
-
+/* The snapshot's packer writes into an mp_buf (mp_packer_init). */
 static void pack_pool(msgpack_packer *pk, const struct vlanset *s)
 {
-    uint32_t n = 0;
-    vlanset_ranges(s, count_range, &n);
-    msgpack_pack_array(pk, n);
-    vlanset_ranges(s, pack_range, pk);
+    proto_pool_put(pk->data, s);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -210,26 +191,6 @@ static int replay(struct fsm *f, struct proto_cmd *cmd, char *errmsg,
     return 0;
 }
 
-static int get_pool(const msgpack_object *o, struct vlanset *s)
-{
-    const msgpack_object *items, *pair;
-    uint32_t n, two;
-    uint64_t lo, hi, prev = 0;
-    vlanset_clear(s);
-    if (mp_get_array(o, 0, 2048, &items, &n) != 0)
-        return VC_EMALFORMED;
-    for (uint32_t i = 0; i < n; i++) {
-        if (mp_get_array(&items[i], 2, 2, &pair, &two) != 0 ||
-            mp_get_uint(&pair[0], VLAN_MAX, &lo) != 0 ||
-            mp_get_uint(&pair[1], VLAN_MAX, &hi) != 0 || lo < 1 || hi < lo ||
-            lo <= prev)
-            return VC_EMALFORMED;
-        vlanset_add_range(s, (unsigned)lo, (unsigned)hi);
-        prev = hi;
-    }
-    return 0;
-}
-
 static int restore_sites(struct fsm *f, const msgpack_object *o,
                          struct proto_cmd *cmd, char *errmsg, size_t errlen)
 {
@@ -244,7 +205,7 @@ static int restore_sites(struct fsm *f, const msgpack_object *o,
             mp_get_uint(&fl[0], UINT32_MAX - 1, &id) != 0 || id <= prev ||
             mp_get_str(&fl[1], VC_NAME_MAX, &cmd->name) != 0 ||
             mp_get_str(&fl[2], VC_ADDR_MAX, &cmd->addr) != 0 ||
-            get_pool(&fl[3], &cmd->pool) != 0 ||
+            proto_pool_unpack(&fl[3], &cmd->pool) != 0 ||
             mp_get_uint(&fl[4], UPLINK_QINQ, &uplink) != 0 ||
             mp_get_uint(&fl[5], VLAN_MAX, &svlan) != 0 ||
             mp_get_bool(&fl[6], &cmd->managed) != 0)

@@ -338,7 +338,7 @@ static int count_range(unsigned lo, unsigned hi, void *arg)
     return 0;
 }
 
-static void put_pool(struct mp_buf *b, const struct vlanset *s)
+void proto_pool_put(struct mp_buf *b, const struct vlanset *s)
 {
     uint32_t n = 0;
     vlanset_ranges(s, count_range, &n);
@@ -356,7 +356,7 @@ static void put_field(struct mp_buf *b, const struct proto_cmd *c, char f)
     case 'i': mp_put_str(b, c->iface); break;
     case 'a': mp_put_str(b, c->addr); break;
     case 't': mp_put_str(b, c->text); break;
-    case 'p': put_pool(b, &c->pool); break;
+    case 'p': proto_pool_put(b, &c->pool); break;
     case 'u': mp_put_uint(b, c->uplink); break;
     case 'v': mp_put_uint(b, c->svlan); break;
     case 'k': mp_put_uint(b, c->image); break;
@@ -439,7 +439,7 @@ int proto_batch_encode(const struct proto_cmd *cmds, size_t n,
 
 /* --- decoding ---------------------------------------------------------- */
 
-static int unpack_pool(const msgpack_object *o, struct vlanset *s)
+int proto_pool_unpack(const msgpack_object *o, struct vlanset *s)
 {
     const msgpack_object *items, *pair;
     uint32_t n, two;
@@ -481,7 +481,7 @@ static int unpack_field(const msgpack_object *o, struct proto_cmd *c, char f)
     case 'i': return mp_get_str(o, VC_IFNAME_MAX, &c->iface);
     case 'a': return mp_get_str(o, VC_ADDR_MAX, &c->addr);
     case 't': return mp_get_str(o, VC_MSG_MAX, &c->text);
-    case 'p': return unpack_pool(o, &c->pool);
+    case 'p': return proto_pool_unpack(o, &c->pool);
     case 'u':
         if (mp_get_uint(o, UPLINK_QINQ, &v) != 0)
             return VC_EMALFORMED;

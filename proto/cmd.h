@@ -134,6 +134,12 @@ int proto_results_encode(const struct proto_result *r, size_t n,
 int proto_results_decode(const void *data, size_t len, msgpack_zone *zone,
                          struct proto_result *r, size_t max, size_t *n);
 
+/* A VLAN pool on the wire: an array of [lo, hi] ranges, ascending and
+ * disjoint (log entries and snapshots alike). unpack returns 0 or
+ * VC_EMALFORMED. */
+void proto_pool_put(struct mp_buf *b, const struct vlanset *s);
+int proto_pool_unpack(const msgpack_object *o, struct vlanset *s);
+
 /* Name syntax shared by all entities: 1..63 of [A-Za-z0-9._-], starting
  * with a letter or digit. */
 bool proto_name_ok(struct mp_str s);
