@@ -37,31 +37,55 @@ expect_changes "host 2" + drv hv2 host host eth1 42=c1:tap2 43=c2:tap3
 
 PING=ping
 command -v ping >/dev/null 2>&1 || PING="busybox ping"
-# sniff NS STOPFILE: counts the IPv4 and ARP frames eth0 receives until
-# STOPFILE exists (30 s at most).
+# sniff NS STOPFILE MAC...: counts the frames eth0 receives until STOPFILE
+# exists (30 s at most) that come from cluster A: sent by one of the MACs,
+# or IPv4/ARP from vm1's address. Every IPv4/ARP frame is described on
+# stderr, so a failure names the frame and its sender.
 sniff() {
-    at "$1" python3 -c '
+    n=$1 stop=$2; shift 2
+    at "$n" python3 -c '
 import os, socket, sys, time
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-s.bind(("eth0", 0))
+# Protocol 0 at creation, ETH_P_ALL at bind: nothing queues from other
+# interfaces before the socket is bound to eth0.
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+s.bind(("eth0", 3))
 s.settimeout(0.1)
 print("ready", flush=True)
+macs = {bytes.fromhex(m.replace(":", "")) for m in sys.argv[2:]}
+vm1 = socket.inet_aton("10.99.0.1")
+hexmac = lambda b: ":".join("%02x" % x for x in b)
 end, n = time.time() + 30, 0
 while time.time() < end and not os.path.exists(sys.argv[1]):
     try:
         f, addr = s.recvfrom(2048)
     except socket.timeout:
         continue
-    if addr[2] != socket.PACKET_OUTGOING and f[12:14] in (b"\x08\x00", b"\x08\x06"):
-        n += 1
-print(n)' "$2"
+    if addr[2] == socket.PACKET_OUTGOING or len(f) < 42:
+        continue
+    et = f[12:14]
+    if et == b"\x08\x06":
+        src, what = f[28:32], "arp op %d %s > %s" % (
+            f[21], socket.inet_ntoa(f[28:32]), socket.inet_ntoa(f[38:42]))
+    elif et == b"\x08\x00":
+        src, what = f[26:30], "ipv4 proto %d %s > %s" % (
+            f[23], socket.inet_ntoa(f[26:30]), socket.inet_ntoa(f[30:34]))
+    else:
+        src, what = b"", "ethertype %s" % f[12:14].hex()
+    leak = f[6:12] in macs or src == vm1
+    if leak or src:
+        print("%s %s > %s %s" % ("LEAK" if leak else "other", hexmac(f[6:12]),
+              hexmac(f[0:6]), what), file=sys.stderr, flush=True)
+    n += leak
+print(n)' "$stop" "$@"
 }
 tmp=$TMPD/sniff
-sniff vm3 "$tmp.stop" > "$tmp" &
+mac() { at "$1" cat /sys/class/net/eth0/address; }
+sniff vm3 "$tmp.stop" "$(mac vm1)" "$(mac vm2)" > "$tmp" 2> "$tmp.frames" &
 sniffer=$!
-sniff vm2 "$tmp.stop" > "$tmp.2" &
+sniff vm2 "$tmp.stop" "$(mac vm1)" > "$tmp.2" 2>/dev/null &
 sniffer2=$!
-while [ "$(head -1 "$tmp")" != ready ] || [ "$(head -1 "$tmp.2")" != ready ]; do
+while [ "$(head -1 "$tmp" 2>/dev/null)" != ready ] ||
+      [ "$(head -1 "$tmp.2" 2>/dev/null)" != ready ]; do
     sleep 0.2
 done
 check "vm1 pings vm2 over VLAN 42" at vm1 $PING -c 3 -W 2 10.99.0.2
@@ -69,9 +93,16 @@ check "vm2 answered (ARP entry on vm1)" sh -c \
     "ip netns exec $(ns vm1) ip neigh show 10.99.0.2 | grep -q lladdr"
 touch "$tmp.stop"
 wait $sniffer $sniffer2
-check "vm2 received the pings and ARP" test "$(tail -1 "$tmp.2")" -ge 4
-expect_eq "vm3 (VLAN 43, same IP) received no IPv4/ARP frame" 0 \
+check "vm2 received vm1's pings and ARP" test "$(tail -1 "$tmp.2")" -ge 4
+expect_eq "vm3 (VLAN 43, same IP) received no frame of VLAN 42's VMs" 0 \
     "$(tail -1 "$tmp")"
+if [ -s "$tmp.frames" ]; then
+    sed 's/^/  /' "$tmp.frames"
+    for n in hv1 hv2 vm1 vm2 vm3; do
+        at $n ip -o link | awk -v n=$n '{for (i = 1; i < NF; i++)
+            if ($i == "link/ether") print "  " n, $2, $(i + 1)}'
+    done
+fi
 check_not "vm3 cannot reach vm1 across VLANs" at vm3 $PING -c 2 -W 1 10.99.0.1
 
 # Take VLAN 42 off host 2: vm1 loses vm2.
