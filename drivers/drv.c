@@ -15,6 +15,7 @@ const struct drv_class *const drv_classes[] = {
     &drv_host_class,
     &drv_linuxbr_class,
     &drv_dryrun_class,
+    &drv_ssh_class,
     NULL,
 };
 
@@ -72,6 +73,12 @@ static void log_line(struct drv *d, const char *line)
     d->log_len += n;
     d->log[d->log_len++] = '\n';
     d->log[d->log_len] = '\0';
+}
+
+void drv_log_append(struct drv *d, const char *line)
+{
+    if (d->log_on)
+        log_line(d, line);
 }
 
 void drv_log_enable(struct drv *d, bool on)
@@ -166,7 +173,7 @@ int drv_open(const char *config, struct drv **out, char *errmsg, size_t errlen)
     }
     snprintf(errmsg, errlen,
              "driver \"%.*s\": unknown (host, linuxbridge, "
-             "dryrun)",
+             "dryrun, ssh)",
              (int)(n > 32 ? 32 : n), config);
     return -EINVAL;
 }

@@ -62,5 +62,10 @@ void drv_errwrap(char *errmsg, size_t errlen, const char *fmt, ...)
 extern const struct drv_class drv_host_class;
 extern const struct drv_class drv_linuxbr_class;
 extern const struct drv_class drv_dryrun_class;
+extern const struct drv_class drv_ssh_class;
+
+/* Appends one line to d's operation log if it is on (back-ends that do
+ * not go through drv_converge, like ssh, log their own operations). */
+void drv_log_append(struct drv *d, const char *line);
 
 #endif

@@ -10,9 +10,13 @@ set -eu
 RAFT_MIN=0.22.1
 BASE_PKGS="build-essential meson ninja-build pkg-config libuv1-dev libsodium-dev \
 libmsgpack-dev libcmocka-dev libmnl-dev libinih-dev iproute2 clang python3 \
-libclang-rt-14-dev"
+libclang-rt-14-dev libssh-dev openssh-server"
 # libclang-rt-14-dev: clang's sanitizer and libFuzzer runtimes, which
 # --no-install-recommends leaves out (CC=clang ... -Dfuzz=true builds).
+# libssh-dev: the ssh switch driver (drivers/drv_ssh.c); openssh-server:
+# its test runs a private sshd on loopback whose forced command is a fake
+# switch (tests/integration/test_ssh_switch.py); the system sshd the
+# package may enable is not used.
 # tests/netns boot user-mode Linux (with busybox for its init) where the
 # running kernel lacks 802.1Q VLAN devices or bridge VLAN filtering.
 NETNS_PKGS="user-mode-linux busybox-static"
