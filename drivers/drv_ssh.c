@@ -493,6 +493,8 @@ static int absorb(struct sess *x, const char *p, size_t n)
 
 static const char *last_line(struct sess *x)
 {
+    if (!x->buf)
+        return "";
     char *nl = x->len ? strrchr(x->buf, '\n') : NULL;
     return nl ? nl + 1 : x->buf;
 }
