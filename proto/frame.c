@@ -68,6 +68,17 @@ int proto_request_encode(const struct proto_request *req, struct mp_buf *out,
         if (rv != 0)
             return rv;
     }
+    if (req->op == PROTO_OP_WATCH) {
+        int rv = proto_watch_validate(&req->watch, errmsg, errlen);
+        if (rv != 0)
+            return rv;
+        if (req->watch.kind != PROTO_WATCH_SUBSCRIBE &&
+            req->watch.kind != PROTO_WATCH_REPORT) {
+            snprintf(errmsg, errlen, "watch: a request carries a subscribe "
+                     "or a report");
+            return VC_EINVAL;
+        }
+    }
     if (req->op == PROTO_OP_JOIN && (req->cmd.type != PROTO_CMD_SITE_ADD ||
                                      req->peer.n == 0 ||
                                      req->peer.n > VC_ADDR_MAX)) {
@@ -93,6 +104,9 @@ int proto_request_encode(const struct proto_request *req, struct mp_buf *out,
     case PROTO_OP_SITES:
     case PROTO_OP_CLUSTERS:
         mp_pack_str(&pk, req->name.p ? req->name : mp_cstr(""));
+        break;
+    case PROTO_OP_WATCH:
+        proto_watch_pack(&pk, &req->watch);
         break;
     default:
         msgpack_pack_nil(&pk);
@@ -161,6 +175,16 @@ int proto_request_decode(const void *data, size_t len, msgpack_zone *zone,
             return VC_EMALFORMED;
         }
         return 0;
+    }
+    case PROTO_OP_WATCH: {
+        int rv = proto_watch_unpack(&f[5], zone, &req->watch, errmsg, errlen);
+        if (rv == 0 && req->watch.kind != PROTO_WATCH_SUBSCRIBE &&
+            req->watch.kind != PROTO_WATCH_REPORT) {
+            snprintf(errmsg, errlen, "watch: a request carries a subscribe "
+                     "or a report");
+            rv = VC_EMALFORMED;
+        }
+        return rv;
     }
     case PROTO_OP_SITES:
     case PROTO_OP_CLUSTERS:

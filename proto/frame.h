@@ -16,6 +16,7 @@
 
 #include "cmd.h"
 #include "mp.h"
+#include "watch.h"
 
 #define PROTO_FRAME_VERSION 1
 #define PROTO_FRAME_MAX (1u << 20)     /* requests */
@@ -29,7 +30,9 @@ enum proto_op {
     PROTO_OP_CLUSTERS = 4, /* body: name or ""; payload: array of clusters */
     PROTO_OP_PING = 5,     /* body: nil; payload: site name */
     PROTO_OP_JOIN = 6,     /* body: [site-add command, raft peer address] */
-    PROTO_OP_MAX = 6
+    PROTO_OP_WATCH = 7,    /* body: watch subscribe or report (watch.h);
+                              payloads: snapshot, update, insync */
+    PROTO_OP_MAX = 7
 };
 
 enum proto_flag {
@@ -45,6 +48,7 @@ struct proto_request {
     struct proto_cmd cmd; /* PROTO_OP_SUBMIT; PROTO_OP_JOIN: site-add */
     struct mp_str peer;   /* PROTO_OP_JOIN: the joiner's raft address */
     struct mp_str name;   /* PROTO_OP_SITES / PROTO_OP_CLUSTERS filter */
+    struct proto_watch watch; /* PROTO_OP_WATCH; arrays in the zone */
 };
 
 struct proto_response {

@@ -4,9 +4,9 @@
  *   fuzz-gen-corpus OUTDIR      (e.g. tests/fuzz/corpus)
  *
  * Writes OUTDIR/<target>/<name> for the targets batch, results, request,
- * response, snapshot and config. Deterministic: running it again rewrites
- * the same bytes, so the committed corpus only changes when a format does.
- * Crash regressions (crash-*) in the corpus are not touched.
+ * response, snapshot, config and watch. Deterministic: running it again
+ * rewrites the same bytes, so the committed corpus only changes when a
+ * format does. Crash regressions (crash-*) in the corpus are not touched.
  */
 #include <errno.h>
 #include <msgpack.h>
@@ -20,6 +20,7 @@
 #include "fuzz_state.h"
 #include "proto/cmd.h"
 #include "proto/frame.h"
+#include "proto/watch.h"
 #include "tests/sim/gen.h"
 
 static const char *outdir;
@@ -90,6 +91,8 @@ static void batches(void)
     FUZZ_CHECK(fsm_init(&f) == 0, "init");
     fuzz_baseline(&f);
     for (int t = 1; t <= PROTO_CMD_TYPE_MAX; t++) {
+        if (!proto_cmd_name(t))
+            continue; /* a reserved number */
         gen_cmd(&r, &f, t, &cmds[0]);
         stamp(&cmds[0], &r, (unsigned)t);
         snprintf(name, sizeof name, "%s", proto_cmd_name(t));
@@ -324,6 +327,82 @@ static void configs(void)
     config("no-equals", "site s0\n", NULL);
 }
 
+/* --- watch stream -------------------------------------------------------- */
+
+static void watch_put(const char *name, const struct proto_watch *w,
+                      bool as_request)
+{
+    struct mp_buf b;
+    msgpack_packer pk;
+    char err[256];
+    FUZZ_CHECK(proto_watch_validate(w, err, sizeof err) == 0, "%s: %s", name,
+               err);
+    mp_buf_init(&b);
+    mp_packer_init(&pk, &b);
+    proto_watch_pack(&pk, w);
+    put_buf("watch", name, &b, 0);
+    mp_buf_close(&b);
+    if (as_request) {
+        struct proto_request req;
+        memset(&req, 0, sizeof req);
+        req.seq = 7;
+        req.op = PROTO_OP_WATCH;
+        req.watch = *w;
+        mp_buf_init(&b);
+        FUZZ_CHECK(proto_request_encode(&req, &b, err, sizeof err) == 0,
+                   "%s", err);
+        char rname[64];
+        snprintf(rname, sizeof rname, "watch-%s", name);
+        put_buf("request", rname, &b, PROTO_FRAME_HDR);
+        mp_buf_close(&b);
+    }
+}
+
+static void watches(void)
+{
+    static const struct mp_str ifs[] = {{"vm1", 3}, {"vnet12", 6}};
+    static const struct proto_watch_entry e[] = {
+        {.vid = 7, .gen = 3, .cluster = {"alpha", 5}, .ifaces = ifs,
+         .nifaces = 2},
+        {.vid = 42, .gen = 1, .cluster = {"beta", 4}},
+    };
+    static const uint16_t removed[] = {9, 4094};
+    struct proto_watch w;
+    proto_watch_init(&w, PROTO_WATCH_SUBSCRIBE);
+    w.host = mp_cstr("h1");
+    w.version = 120;
+    w.digest = 0x1234567890abcdefull;
+    watch_put("subscribe", &w, true);
+    proto_watch_init(&w, PROTO_WATCH_REPORT);
+    w.host = mp_cstr("h1");
+    w.version = 120;
+    w.ok = false;
+    w.text = mp_cstr("host: vlan 7: link add eth1.7: Operation not permitted");
+    w.changes = 2;
+    w.missing = 1;
+    w.entries = e;
+    w.nentries = 2;
+    watch_put("report", &w, true);
+    proto_watch_init(&w, PROTO_WATCH_SNAPSHOT);
+    w.version = 120;
+    w.trunk = mp_cstr("eth1");
+    w.complete = true;
+    w.entries = e;
+    w.nentries = 2;
+    w.digest = proto_watch_digest(w.trunk, true, e, 2);
+    watch_put("snapshot", &w, false);
+    w.kind = PROTO_WATCH_UPDATE;
+    w.base = 118;
+    w.nentries = 1;
+    w.removed = removed;
+    w.nremoved = 2;
+    watch_put("update", &w, false);
+    proto_watch_init(&w, PROTO_WATCH_INSYNC);
+    w.version = 121;
+    w.digest = 99;
+    watch_put("insync", &w, false);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -340,5 +419,6 @@ int main(int argc, char **argv)
     responses();
     snapshots();
     configs();
+    watches();
     return 0;
 }
