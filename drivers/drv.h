@@ -25,6 +25,14 @@
  *        the device adds the site's S-VLAN; the raw uplink port then
  *        carries no cluster VLAN. (A bridge with vlan_protocol 802.1ad
  *        would S-tag the host ports too.)
+ *   "ssh:HOST:vendor=VENDOR:uplink=PORT[:HOST=PORT]...[:KEY=VALUE]..."
+ *        Vendor switch over SSH (drv_ssh.c, docs/drivers.md): command
+ *        templates per vendor (cisco_ios, hp_procurve, dell_force10,
+ *        juniper_junos, or an operator's templates= file), one session
+ *        and one saved batch per apply. Its VLANs are marked by name
+ *        ("vc-<cluster>"), as switch VLANs carry no alias, so it has no
+ *        idx to fence with (-ESTALE is never returned); xponder and vpls
+ *        uplinks only.
  *   "dryrun[:LATENCY_MS[:FAIL_RATE[:SEED]]]"
  *        Simulated device in memory (drv_dryrun.c): does both roles, logs
  *        the commands it would run, sleeps LATENCY_MS per apply and fails

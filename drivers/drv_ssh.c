@@ -126,6 +126,50 @@ static int set_path(const char *key, const char *v, char *out, char *errmsg,
     return 0;
 }
 
+static int cfg_field(struct drv_ssh_cfg *c, char *f, char *uplink, char *errmsg,
+                     size_t errlen);
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        s[--n] = '\0';
+    return s;
+}
+
+/* Reads "HOST = PORT" lines (and "uplink = PORT"; '#' comments) from
+ * path: a site's cabling can outgrow one config line. */
+static int ports_file(struct drv_ssh_cfg *c, const char *path, char *uplink,
+                      char *errmsg, size_t errlen)
+{
+    char line[512];
+    int n = 0, rc = 0;
+    FILE *f = path_ok(path) ? fopen(path, "r") : NULL;
+    if (!f) {
+        int e = path_ok(path) ? errno : EINVAL;
+        snprintf(errmsg, errlen, "ports \"%.64s\": %s", path, strerror(e));
+        return -e;
+    }
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        char field[512];
+        n++;
+        line[strcspn(line, "\r\n")] = '\0';
+        char *eq = strchr(line, '=');
+        if (eq)
+            *eq = '\0';
+        char *k = trim(line), *v = eq ? trim(eq + 1) : NULL;
+        if (!k[0] || k[0] == '#')
+            continue;
+        snprintf(field, sizeof field, "%s%s%s", k, v ? "=" : "", v ? v : "");
+        if ((rc = cfg_field(c, field, uplink, errmsg, errlen)) != 0)
+            drv_errwrap(errmsg, errlen, "%s:%d", path, n);
+    }
+    fclose(f);
+    return rc;
+}
+
 /* One "key=value" field. The uplink goes first in ports: it is kept
  * aside until all fields are read. */
 static int cfg_field(struct drv_ssh_cfg *c, char *f, char *uplink, char *errmsg,
@@ -168,6 +212,8 @@ static int cfg_field(struct drv_ssh_cfg *c, char *f, char *uplink, char *errmsg,
         return set_path(k, v, c->ssh_config, errmsg, errlen);
     if (!strcmp(k, "templates"))
         return set_path(k, v, c->templates, errmsg, errlen);
+    if (!strcmp(k, "ports"))
+        return ports_file(c, v, uplink, errmsg, errlen);
     if (!strcmp(k, "mark")) {
         if (!drv_tmpl_name_ok(v) || strlen(v) > DRV_SWCLI_MARK_MAX) {
             snprintf(errmsg, errlen,
@@ -871,7 +917,7 @@ const struct drv_class drv_ssh_class = {
     .name = "ssh",
     .usage = "ssh:HOST:vendor=VENDOR:uplink=PORT[:HOST=PORT]...[:user=U]"
              "[:port=N][:identity=F][:known_hosts=F][:ssh_config=F]"
-             "[:templates=F][:mark=P][:timeout=S]",
+             "[:templates=F][:ports=F][:mark=P][:timeout=S]",
     .roles = DRV_ROLE_SWITCH,
     .open = ssh_open,
     .close = ssh_close,

@@ -4,10 +4,12 @@
  * Config string (see docs/drivers.md):
  *   ssh:HOST:vendor=VENDOR:uplink=PORT[:HOSTNAME=PORT]...[:user=USER]
  *       [:port=N][:identity=FILE][:known_hosts=FILE][:ssh_config=FILE]
- *       [:templates=FILE][:mark=PREFIX][:timeout=SECONDS]
+ *       [:templates=FILE][:ports=FILE][:mark=PREFIX][:timeout=SECONDS]
  * HOST is a name or address, or a Host alias of the ssh config; the
  * operator's ssh config (~/.ssh/config and /etc/ssh/ssh_config, or
  * ssh_config=FILE instead) is applied first and explicit keys override it.
+ * ports=FILE reads more "HOSTNAME = PORT" (and "uplink = PORT") lines,
+ * one per line, '#' comments: a big site's cabling in its own file.
  *
  * One apply is one SSH session and one interactive shell: log in, read
  * the switch back (SHOW_VLANS, SHOW_PORT per managed port), plan, and if

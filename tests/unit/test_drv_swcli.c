@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "drivers/drv.h"
 #include "drivers/drv_ssh.h"
@@ -461,6 +462,41 @@ static void config(void **state)
     }
 }
 
+static void ports_file(void **state)
+{
+    struct fx *x = *state;
+    struct drv_ssh_cfg c;
+    char path[] = "/tmp/vc-ports-XXXXXX", args[128];
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("# cabling of site a\n"
+          "h1 = TenGigabitEthernet 0/1\n"
+          "\n"
+          "  uplink=TenGigabitEthernet 0/48  \n",
+          f);
+    fclose(f);
+    snprintf(args, sizeof args, "sw1:vendor=dell_force10:ports=%s", path);
+    assert_int_equal(drv_ssh_cfg_parse(&c, args, x->err, sizeof x->err), 0);
+    assert_int_equal(c.nports, 2);
+    assert_string_equal(c.ports[0], "TenGigabitEthernet 0/48");
+    assert_string_equal(c.ports[1], "TenGigabitEthernet 0/1");
+    assert_string_equal(c.hosts[1], "h1");
+    drv_ssh_cfg_close(&c);
+    f = fopen(path, "a");
+    fputs("h2 = Te 0/2; reload\n", f);
+    fclose(f);
+    assert_int_equal(drv_ssh_cfg_parse(&c, args, x->err, sizeof x->err),
+                     -EINVAL);
+    drv_ssh_cfg_close(&c);
+    assert_contains(x->err, ":5: port \"Te 0/2; reload\"");
+    unlink(path);
+    snprintf(args, sizeof args, "sw1:vendor=dell_force10:ports=%s", path);
+    assert_int_equal(drv_ssh_cfg_parse(&c, args, x->err, sizeof x->err),
+                     -ENOENT);
+    drv_ssh_cfg_close(&c);
+}
+
 static void open_errors(void **state)
 {
     struct fx *x = *state;
@@ -498,7 +534,7 @@ int main(void)
         T(parse_junos),    T(portlists),      T(plan_from_empty),
         T(plan_ownership), T(plan_repairs),   T(plan_refusals),
         T(names),          T(read_back),      T(config),
-        T(open_errors),
+        T(ports_file),     T(open_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
