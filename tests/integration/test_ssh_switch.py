@@ -55,6 +55,7 @@ class Rig:
     def __init__(self, drvctl, tmp):
         self.drvctl = drvctl
         self.tmp = tmp
+        os.makedirs(tmp, exist_ok=True)
         self.port = free_port()
         self.state = os.path.join(tmp, "switch.json")
         self.known = os.path.join(tmp, "known_hosts")
