@@ -16,11 +16,14 @@
  */
 #include "consensus.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../proto/err.h"
 #include "log.h"
@@ -162,6 +165,48 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
+/* raft_uv's segment size; the agent never changes it. */
+#define SEGMENT_BYTES (8u << 20)
+
+/* raft_uv preallocates every open segment ("open-N") to the segment size,
+ * so a crash in the middle of an append leaves zeros or a torn batch
+ * inside a full-size file, which libraft 0.22.1 reads as the end of the
+ * log. A shorter file (cut by a file system that lost the preallocation,
+ * or by hand) it cannot load: raft_start() fails with "short read" when
+ * the cut is in the first batch and double-frees the segment buffer when
+ * it is in a later one (the chaos suite's torn writes found both). Padding
+ * such a file with zeros back to the segment size turns the cut into the
+ * torn tail raft does handle; nothing that was readable is changed. */
+static void pad_open_segments(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[600];
+    struct stat st;
+    if (!d)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "open-", 5) != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+            st.st_size >= (off_t)SEGMENT_BYTES)
+            continue;
+        int fd = open(path, O_WRONLY);
+        if (fd < 0 || ftruncate(fd, SEGMENT_BYTES) != 0 || fsync(fd) != 0)
+            log_warn("open segment %s is cut short (%lld bytes) and cannot "
+                     "be padded: %s", path, (long long)st.st_size,
+                     strerror(errno));
+        else
+            log_warn("open segment %s was cut short at %lld bytes (torn "
+                     "write?); padded with zeros so that raft drops the "
+                     "torn tail", path, (long long)st.st_size);
+        if (fd >= 0)
+            close(fd);
+    }
+    closedir(d);
+}
+
 static int bootstrap(struct consensus *c, char *err, size_t len)
 {
     struct raft_configuration conf;
@@ -236,6 +281,7 @@ int consensus_start(struct consensus *c, uv_loop_t *loop,
         snprintf(err, len, "data-dir %s: %s", cfg->data_dir, strerror(-rv));
         return rv;
     }
+    pad_open_segments(cfg->data_dir);
     c->cmds = calloc(VC_BATCH_MAX, sizeof *c->cmds);
     if (!c->cmds || !msgpack_zone_init(&c->zone, 64 * 1024)) {
         free(c->cmds);
