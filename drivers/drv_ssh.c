@@ -824,12 +824,13 @@ static int ssh_apply(struct drv *base, const struct drv_switch_state *want,
     struct sshdrv *d = (struct sshdrv *)base;
     struct sess x = {
         .cfg = &d->cfg, .v = d->v, .errmsg = errmsg, .errlen = errlen};
-    /* Refuse a bad state before connecting. */
-    int rc = drv_swplan_make(&d->sw, want, &d->view, &d->plan, errmsg, errlen);
-    if (rc && rc != -EEXIST)
-        return rc;
     pthread_mutex_lock(&d->lock);
-    rc = sess_open(&x);
+    /* Refuse a bad state before connecting: planned against an empty
+     * view, only the state itself can fail. */
+    drv_swview_reset(&d->view);
+    int rc = drv_swplan_make(&d->sw, want, &d->view, &d->plan, errmsg, errlen);
+    if (rc == 0)
+        rc = sess_open(&x);
     if (rc == 0)
         rc = apply_in_session(d, &x, want, res);
     sess_close(&x);
