@@ -697,6 +697,7 @@ class Run:
         self.c, self.proxy, self.tmpfs = start_cluster(self.env, self.env.dir,
                                                        args)
         self.net_busy = False
+        self.pools = {a.name: vc.parse_pool(a.pool) for a in self.c.agents}
         vc.log("chaos: seed %d, %d s of faults, %d clients, agents %s", args.seed,
                args.seconds, args.clients,
                ", ".join("%s pid %d" % (a.name, a.pid) for a in self.c.agents))
@@ -720,10 +721,19 @@ class Run:
                  "a load or nemesis thread hung")
         if self.errors:
             raise self.errors[0]
-        self.heal()
-        self.resolve()
-        self.recheck()
-        final = self.converge()
+        try:
+            self.heal()
+            self.resolve()
+            self.recheck()
+            final = self.converge()
+        except BaseException:
+            # The cluster did not come back: still say what the history
+            # recorded so far violates (outcomes unknown are not judged).
+            done = [op for op in self.ops if op.outcome != "indet"]
+            for b in history.check_all(done, self.reads, None, self.pools,
+                                       PREFIX)[:40]:
+                vc.log("VIOLATION (before the end) %s", b)
+            raise
         bad = history.check_all(self.ops, self.reads, final, self.pools,
                                 PREFIX)
         self.report(bad)
@@ -795,7 +805,6 @@ class Run:
         """Waits until every agent applied the same index and holds the
         same clusters; returns them."""
         cl = Client(self.c.agents)
-        self.pools = {a.name: vc.parse_pool(a.pool) for a in self.c.agents}
 
         def same():
             sts = [status(cl, i) for i in range(len(self.c.agents))]
