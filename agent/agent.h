@@ -123,6 +123,9 @@ struct agent {
     bool api_tcp_open, api_pipe_open;
     struct conn *conns;
     unsigned nconns;
+    uv_check_t api_check; /* api.c: writes the answers of an iteration */
+    uv_idle_t api_idle;   /* api.c: ... and those made after that check */
+    void *api_dirty;      /* api.c: connections with answers to write */
 
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;

@@ -28,36 +28,51 @@
 
 struct api_write {
     uv_write_t req;
-    char *data;
+    char data[];
 };
 
 /* A connection and the answers not yet written to it. Answers made in one
  * loop iteration (a group commit answers a whole batch at once, many over
- * one forwarding agent's connection) leave in one write, from an idle
- * callback: it runs before the loop next waits for I/O, and an active
- * idle handle keeps that wait from blocking. */
+ * one forwarding agent's connection) leave in one write: the connection
+ * joins the agent's dirty list, and api_flush() writes every listed one
+ * from a check handle (after the loop's I/O callbacks, before it waits
+ * again) or, for answers made after that check ran, from an idle handle
+ * (which also keeps the next wait from blocking). Each write is first
+ * tried synchronously (uv_try_write: no request to allocate, no callback,
+ * and libuv leaves the epoll set alone); only what the socket does not
+ * take at once is queued with uv_write. */
 struct api_conn {
-    struct conn c;   /* first: a struct conn * is a struct api_conn * */
-    uv_idle_t flush; /* active while out holds answers */
+    struct conn c; /* first: a struct conn * is a struct api_conn * */
     struct mp_buf out;
-    unsigned handles; /* still open; freed when both are closed */
+    struct api_conn *dnext; /* on the dirty list */
+    bool dirty;
 };
 
 static void conn_closed_cb(uv_handle_t *h)
 {
     struct api_conn *ac = h->data;
-    if (--ac->handles > 0)
-        return;
     free(ac->c.buf);
     mp_buf_close(&ac->out);
     free(ac);
 }
 
-/* Closes both handles of a connection that was never linked in. */
+/* Closes the handle of a connection that was never linked in. */
 static void conn_discard(struct api_conn *ac)
 {
     uv_close((uv_handle_t *)&ac->c.h, conn_closed_cb);
-    uv_close((uv_handle_t *)&ac->flush, conn_closed_cb);
+}
+
+static void dirty_unlink(struct agent *a, struct api_conn *ac)
+{
+    struct api_conn **pp = (struct api_conn **)&a->api_dirty;
+    if (!ac->dirty)
+        return;
+    while (*pp && *pp != ac)
+        pp = &(*pp)->dnext;
+    if (*pp)
+        *pp = ac->dnext;
+    ac->dirty = false;
+    ac->dnext = NULL;
 }
 
 static void conn_close(struct conn *c)
@@ -66,6 +81,7 @@ static void conn_close(struct conn *c)
     if (c->closing)
         return;
     c->closing = true;
+    dirty_unlink(a, (struct api_conn *)c);
     request_detach_conn(c);
     if (c->prev)
         c->prev->next = c->next;
@@ -79,30 +95,70 @@ static void conn_close(struct conn *c)
 
 static void write_cb(uv_write_t *req, int status)
 {
-    struct api_write *w = (struct api_write *)req;
     struct conn *c = req->handle->data;
-    free(w->data);
-    free(w);
+    free(req);
     if ((status != 0 || c->close_after_write) && !c->closing)
         conn_close(c);
 }
 
-static void send_buf(struct conn *c, struct mp_buf *out)
+/* Writes c's buffered answers: synchronously as far as the socket takes
+ * them, the rest queued. */
+static void conn_send(struct conn *c)
 {
-    struct api_write *w = malloc(sizeof *w);
-    size_t len;
-    if (!w) {
-        mp_buf_close(out);
+    struct api_conn *ac = (struct api_conn *)c;
+    uv_buf_t buf = uv_buf_init(ac->out.data, (unsigned)ac->out.len);
+    int n = uv_try_write(&c->h.stream, &buf, 1);
+    if (n == UV_EAGAIN || n == UV_ENOSYS)
+        n = 0; /* earlier writes still queued: queue behind them */
+    if (n < 0) {
+        mp_buf_reset(&ac->out);
         conn_close(c);
         return;
     }
-    w->data = mp_buf_take(out, &len);
-    uv_buf_t buf = uv_buf_init(w->data, (unsigned)len);
+    size_t rest = ac->out.len - (size_t)n;
+    if (rest == 0) {
+        mp_buf_reset(&ac->out);
+        if (c->close_after_write && c->h.stream.write_queue_size == 0)
+            conn_close(c);
+        return;
+    }
+    struct api_write *w = malloc(sizeof *w + rest);
+    if (!w) {
+        mp_buf_reset(&ac->out);
+        conn_close(c);
+        return;
+    }
+    memcpy(w->data, ac->out.data + n, rest);
+    mp_buf_reset(&ac->out);
+    buf = uv_buf_init(w->data, (unsigned)rest);
     if (uv_write(&w->req, &c->h.stream, &buf, 1, write_cb) != 0) {
-        free(w->data);
         free(w);
         conn_close(c);
     }
+}
+
+/* Writes every connection on the dirty list. */
+static void api_flush(struct agent *a)
+{
+    struct api_conn *ac;
+    uv_idle_stop(&a->api_idle);
+    while ((ac = a->api_dirty)) {
+        a->api_dirty = ac->dnext;
+        ac->dnext = NULL;
+        ac->dirty = false;
+        if (!ac->c.closing && ac->out.len > 0)
+            conn_send(&ac->c);
+    }
+}
+
+static void flush_check_cb(uv_check_t *h)
+{
+    api_flush(h->data);
+}
+
+static void flush_idle_cb(uv_idle_t *h)
+{
+    api_flush(h->data);
 }
 
 const char *api_leader_name(struct agent *a)
@@ -118,14 +174,6 @@ const char *api_leader_name(struct agent *a)
         if (consensus_site_id(a->cfg.bootstrap[i].site) == id)
             return a->cfg.bootstrap[i].site;
     return "?";
-}
-
-static void conn_flush_cb(uv_idle_t *h)
-{
-    struct api_conn *ac = h->data;
-    uv_idle_stop(h);
-    if (!ac->c.closing && ac->out.len > 0)
-        send_buf(&ac->c, &ac->out);
 }
 
 void api_reply(struct conn *c, uint32_t seq, int code, const char *msg,
@@ -156,8 +204,13 @@ void api_reply(struct conn *c, uint32_t seq, int code, const char *msg,
         conn_close(c);
         return;
     }
-    if (!uv_is_active((uv_handle_t *)&ac->flush))
-        uv_idle_start(&ac->flush, conn_flush_cb);
+    if (!ac->dirty) {
+        struct agent *a = c->a;
+        ac->dirty = true;
+        ac->dnext = a->api_dirty;
+        a->api_dirty = ac;
+        uv_idle_start(&a->api_idle, flush_idle_cb);
+    }
 }
 
 static void pack_status(msgpack_packer *pk, void *ctx)
@@ -330,9 +383,7 @@ static void accept_conn(uv_stream_t *server, bool tcp)
         uv_tcp_init(a->loop, &c->h.tcp);
     else
         uv_pipe_init(a->loop, &c->h.pipe, 0);
-    uv_idle_init(a->loop, &ac->flush);
-    c->h.stream.data = ac->flush.data = ac;
-    ac->handles = 2;
+    c->h.stream.data = ac;
     mp_buf_init(&ac->out);
     if (uv_accept(server, &c->h.stream) != 0) {
         conn_discard(ac);
@@ -385,6 +436,11 @@ int api_start(struct agent *a, char *err, size_t len)
     struct sockaddr_storage ss;
     int rv;
     config_parse_addr(a->cfg.api, &ss);
+    uv_check_init(a->loop, &a->api_check);
+    uv_idle_init(a->loop, &a->api_idle);
+    a->api_check.data = a->api_idle.data = a;
+    a->api_dirty = NULL;
+    uv_check_start(&a->api_check, flush_check_cb);
     uv_tcp_init(a->loop, &a->api_tcp);
     a->api_tcp.data = a;
     a->api_tcp_open = true;
@@ -424,4 +480,7 @@ void api_close(struct agent *a)
     }
     while (a->conns)
         conn_close(a->conns);
+    /* Closed with every other handle once raft is closed (main.c). */
+    uv_check_stop(&a->api_check);
+    uv_idle_stop(&a->api_idle);
 }

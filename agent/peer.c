@@ -82,18 +82,34 @@ static int link_send(struct peer *p, const char *data, size_t len)
     return 0;
 }
 
+/* Writes the queued frames: synchronously as far as the socket takes them
+ * (uv_try_write: no request to allocate, no callback, no epoll change),
+ * the rest queued with uv_write. */
 static void link_flush(struct peer *p)
 {
     struct peer_write *w;
     if (!p->open || p->out.len == 0)
         return;
-    if (!(w = malloc(sizeof *w + p->out.len))) {
+    uv_buf_t buf = uv_buf_init(p->out.data, (unsigned)p->out.len);
+    int n = uv_try_write((uv_stream_t *)&p->tcp, &buf, 1);
+    if (n == UV_EAGAIN || n == UV_ENOSYS)
+        n = 0; /* earlier writes still queued: queue behind them */
+    if (n < 0) {
         link_close(p);
         return;
     }
-    memcpy(w->data, p->out.data, p->out.len);
+    size_t rest = p->out.len - (size_t)n;
+    if (rest == 0) {
+        mp_buf_reset(&p->out);
+        return;
+    }
+    if (!(w = malloc(sizeof *w + rest))) {
+        link_close(p);
+        return;
+    }
+    memcpy(w->data, p->out.data + n, rest);
     w->req.data = p;
-    uv_buf_t buf = uv_buf_init(w->data, (unsigned)p->out.len);
+    buf = uv_buf_init(w->data, (unsigned)rest);
     mp_buf_reset(&p->out);
     if (uv_write(&w->req, (uv_stream_t *)&p->tcp, &buf, 1, write_cb) != 0) {
         free(w);

@@ -13,8 +13,10 @@
  * alone, from the first send to the answer. Every command has its own
  * request id, "bench:RUN:cI" / "bench:RUN:rI".
  *
- * Happy path: connect every slot, send a create per slot, then poll() all
- * connections (non-blocking reads through client_recv_nb()); each answer
+ * Happy path: connect every slot, send a create per slot, then wait on
+ * all connections with one epoll set (each socket is added once, at
+ * connect: no per-wait scan of every connection as poll() would do;
+ * non-blocking reads through client_recv_nb()); each answer
  * sends the slot's next command. --local first starts a cluster of its
  * own with launch.c in a temporary directory and stops (by pid) and
  * removes it again at the end, also after errors and on SIGINT/SIGTERM:
@@ -37,7 +39,7 @@
 #include <ftw.h>
 #include <libgen.h>
 #include <limits.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,7 +108,8 @@ struct bench {
     uint64_t rng;
 
     struct slot *slots;
-    struct pollfd *pfd;
+    int ep;                   /* epoll set of the slots' connections */
+    struct epoll_event *evs;
     uint64_t next_iter, done_iters;
     uint64_t creates_ok, creates_failed, releases_ok, releases_failed;
     uint32_t *lat_us; /* one per successful create */
@@ -200,6 +203,21 @@ static void build_request(struct bench *b, const struct slot *s,
         req->cmd.sites[i] = mp_cstr(b->sites[s->sites[i]]);
 }
 
+/* Adds a freshly connected slot's socket to the epoll set. */
+static int slot_watch(struct bench *b, struct slot *s)
+{
+    struct epoll_event ev = {.events = EPOLLIN,
+                             .data.u32 = (uint32_t)(s - b->slots)};
+    return epoll_ctl(b->ep, EPOLL_CTL_ADD, s->cl.fd, &ev) == 0 ? 0 : -errno;
+}
+
+/* Closes the slot's connection (a closed socket leaves the epoll set). */
+static void slot_close(struct slot *s)
+{
+    client_close(&s->cl);
+    client_reader_close(&s->rd);
+}
+
 static void slot_pause(struct slot *s, uint64_t us)
 {
     s->state = SLOT_PAUSED;
@@ -212,8 +230,7 @@ static void slot_lost(struct bench *b, struct slot *s, int code,
                       const char *msg)
 {
     tally_add(&b->retries, code, msg);
-    client_close(&s->cl);
-    client_reader_close(&s->rd);
+    slot_close(s);
     s->agent = (s->agent + 1) % b->nagents;
     slot_pause(s, 0);
 }
@@ -227,6 +244,10 @@ static void slot_send(struct bench *b, struct slot *s)
     if (s->cl.fd < 0) {
         rv = client_connect(&s->cl, b->agents[s->agent],
                             client_now_ms() + CONNECT_MS, err, sizeof err);
+        if (rv == 0 && (rv = slot_watch(b, s)) != 0) {
+            snprintf(err, sizeof err, "epoll: %s", strerror(-rv));
+            client_close(&s->cl);
+        }
         if (rv != 0) {
             slot_lost(b, s, rv, err);
             s->resume_us = now_us() + 50000; /* all down? do not spin */
@@ -333,28 +354,34 @@ static void slot_answer(struct bench *b, struct slot *s,
 }
 
 /* Reads the answers waiting on s's connection. One recv() per wake-up:
- * poll() is level-triggered, so bytes left in the socket wake us again,
- * and the recv() that would only say EAGAIN is saved. */
+ * epoll is level-triggered, so bytes left in the socket wake us again,
+ * and the recv() that would only say EAGAIN is saved. A slot with nothing
+ * in flight only drains late answers (to commands given up on); its
+ * broken connection is closed, and reopened by the next send. */
 static void slot_read(struct bench *b, struct slot *s)
 {
     struct client_response r;
     char err[512];
     do {
+        bool busy = s->state == SLOT_BUSY;
         int rv = client_recv_nb(&s->cl, &s->rd, &r, err, sizeof err);
-        if (rv == 0)
+        if (rv == 0 && busy)
             slot_answer(b, s, &r.resp);
         client_response_close(&r);
         if (rv == -EAGAIN)
             return;
         if (rv != 0) {
-            slot_lost(b, s, rv, err);
+            if (busy)
+                slot_lost(b, s, rv, err);
+            else
+                slot_close(s);
             return;
         }
     } while (s->state == SLOT_BUSY && s->rd.len > 0);
 }
 
 /* Resends paused commands that are due and fails those out of time.
- * Returns the ms poll() may wait for the next of these events. */
+ * Returns the ms epoll_wait() may wait for the next of these events. */
 static int slots_timers(struct bench *b)
 {
     uint64_t now = now_us(), next = now + 100000;
@@ -424,26 +451,20 @@ static void run_load(struct bench *b)
      * clusters are released); a second one stops at once. */
     while (interrupted < 2 && slots_busy(b) > 0) {
         int timeout = slots_timers(b);
-        for (unsigned i = 0; i < b->o.concurrency; i++) {
-            const struct slot *s = &b->slots[i];
-            b->pfd[i].fd = s->state == SLOT_BUSY ? s->cl.fd : -1;
-            b->pfd[i].events = POLLIN;
-            b->pfd[i].revents = 0;
-        }
-        int n = poll(b->pfd, b->o.concurrency, timeout);
+        int n = epoll_wait(b->ep, b->evs, (int)b->o.concurrency, timeout);
         if (n < 0 && errno != EINTR) {
-            perror("virtcloud-bench: poll");
+            perror("virtcloud-bench: epoll_wait");
             break;
         }
-        for (unsigned i = 0; n > 0 && i < b->o.concurrency; i++)
-            if (b->pfd[i].revents)
-                slot_read(b, &b->slots[i]);
+        for (int i = 0; i < n; i++) {
+            struct slot *s = &b->slots[b->evs[i].data.u32];
+            if (s->cl.fd >= 0)
+                slot_read(b, s);
+        }
         maybe_kill_leader(b);
     }
-    for (unsigned i = 0; i < b->o.concurrency; i++) {
-        client_close(&b->slots[i].cl);
-        client_reader_close(&b->slots[i].rd);
-    }
+    for (unsigned i = 0; i < b->o.concurrency; i++)
+        slot_close(&b->slots[i]);
 }
 
 /* --- setup -------------------------------------------------------------- */
@@ -819,7 +840,7 @@ static void catch_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal; /* no SA_RESTART: poll() returns EINTR */
+    sa.sa_handler = on_signal; /* no SA_RESTART: epoll_wait() returns EINTR */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -837,9 +858,10 @@ static int bench_run(struct bench *b)
         return 1;
     new_run_id(b);
     b->slots = calloc(b->o.concurrency, sizeof *b->slots);
-    b->pfd = calloc(b->o.concurrency, sizeof *b->pfd);
+    b->evs = calloc(b->o.concurrency, sizeof *b->evs);
     b->lat_us = calloc(b->o.count, sizeof *b->lat_us);
-    if (!b->slots || !b->pfd || !b->lat_us) {
+    b->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (!b->slots || !b->evs || !b->lat_us || b->ep < 0) {
         fprintf(stderr, "virtcloud-bench: out of memory\n");
         return 1;
     }
@@ -866,6 +888,7 @@ int main(int argc, char **argv)
         return rv;
     catch_signals();
     b.l = &l;
+    b.ep = -1;
     if (b.o.local) {
         rv = local_start(&b, dir, sizeof dir) == 0 ? 0 : 1;
     } else {
@@ -876,7 +899,9 @@ int main(int argc, char **argv)
     if (b.o.local)
         local_stop(&b, dir);
     free(b.slots);
-    free(b.pfd);
+    free(b.evs);
+    if (b.ep >= 0)
+        close(b.ep);
     free(b.lat_us);
     return rv;
 }
