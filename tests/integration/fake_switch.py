@@ -17,15 +17,29 @@ file the test reads and edits by hand:
                                                     every switchport command
      "saves": 0, "sessions": 0, "log": [...]}       write memory count,
                                                     logins, config lines
+     "trace": [1, 1, 1, 2, 2, ...]                  the session of each
+                                                    command: two sessions
+                                                    at once would interleave
 Every change is written back at once, so a dropped session leaves what a
 real switch's running configuration would hold.
 """
+import contextlib
+import fcntl
 import json
 import os
+import signal
 import sys
 
 STATE = sys.argv[1]
 INVALID = "% Invalid input detected at '^' marker."
+
+
+@contextlib.contextmanager
+def locked():
+    """Serialises the read-modify-write of STATE across sessions."""
+    with open(STATE + ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 def load():
@@ -67,7 +81,8 @@ def ranges(vids):
 
 
 class Switch:
-    def __init__(self):
+    def __init__(self, sid):
+        self.sid = sid
         self.mode = "exec"  # exec, priv, config, config-vlan, config-if
         self.vlan = None
         self.port = None
@@ -166,23 +181,32 @@ class Switch:
         return ""
 
     def handle(self, line):
-        st = load()
-        w = line.split()
-        if self.mode in ("exec", "priv"):
-            out = self.exec_cmd(st, w, line)
-        else:
-            out = self.config_cmd(st, w, line)
-            if out != INVALID:
-                st["log"].append(line)
-        save(st)
+        with locked():
+            st = load()
+            st.setdefault("trace", []).append(self.sid)
+            w = line.split()
+            if self.mode in ("exec", "priv"):
+                out = self.exec_cmd(st, w, line)
+            else:
+                out = self.config_cmd(st, w, line)
+                if out != INVALID:
+                    st["log"].append(line)
+            save(st)
         return out
 
 
+def session():
+    """Counts logins; returns this session's number."""
+    with locked():
+        st = load()
+        st["sessions"] += 1
+        save(st)
+        return st["sessions"]
+
+
 def main():
-    st = load()
-    st["sessions"] += 1
-    save(st)
-    sw = Switch()
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit(0))  # client gone
+    sw = Switch(session())
     out = sys.stdout
     out.write("\nUser Access Verification\n\n" + sw.prompt())
     out.flush()

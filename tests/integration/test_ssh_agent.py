@@ -13,7 +13,9 @@ the driver on a libuv worker. Checked:
     VLAN <vid> named "vc-<cluster>", tagged on the attached host's port and
     on the uplink (the cluster spans two sites), saved;
   - releasing the cluster removes that VLAN from the ports and the switch,
-    while a VLAN of someone else's inside brno's pool stays untouched.
+    while a VLAN of someone else's inside brno's pool stays untouched;
+  - the switch never saw two sessions at once (commits, timer passes and
+    retries all queue behind one connection).
 sshd is stopped by PID whatever happens; the harness stops the agents.
 """
 import os
@@ -89,6 +91,9 @@ def test_body(env, rig):
     s = rig.read_state()
     vc.check(s["vlans"].get("120") == "ops-mgmt" and
              120 in s["ports"]["Gi0/1"], "the foreign VLAN 120 stays: %r", s)
+    vc.check(s["trace"] == sorted(s["trace"]) and s["sessions"] >= 3,
+             "never two sessions at once (commands never interleave): %r",
+             s["trace"])
 
 
 def test(env):

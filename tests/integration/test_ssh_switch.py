@@ -200,6 +200,8 @@ def apply_and_repeat(rig):
           out, err)
     check(st["saves"] == 1 and st["sessions"] == 2,
           "no save without a change", st["saves"])
+    check(st["trace"] == sorted(st["trace"]),
+          "one session at a time (commands never interleave)", st["trace"])
 
 
 def foreign_and_release(rig):
