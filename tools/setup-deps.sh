@@ -10,7 +10,9 @@ set -eu
 RAFT_MIN=0.22.1
 BASE_PKGS="build-essential meson ninja-build pkg-config libuv1-dev libsodium-dev \
 libmsgpack-dev libcmocka-dev libmnl-dev libinih-dev iproute2 clang python3 \
-libclang-rt-14-dev libssh-dev openssh-server"
+libclang-rt-14-dev libssh-dev openssh-server scdoc bash-completion"
+# scdoc: the man pages (docs/man); bash-completion: where the CLI's
+# completion installs (its pkg-config file) and the completion test.
 # libclang-rt-14-dev: clang's sanitizer and libFuzzer runtimes, which
 # --no-install-recommends leaves out (CC=clang ... -Dfuzz=true builds).
 # libssh-dev: the ssh switch driver (drivers/drv_ssh.c); openssh-server:
