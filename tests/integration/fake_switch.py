@@ -4,7 +4,8 @@ sshd (tests/integration/test_ssh_switch.py) for the ssh switch driver.
 
     fake_switch.py STATE.json
 
-It speaks on its stdin/stdout (a pty the ssh client asked for): prompts
+It speaks on its stdin/stdout (a pty the ssh client asked for; paging
+" --More-- " until "terminal length 0", one key to go on): prompts
 "sw1>", "sw1#", "sw1(config)#", "sw1(config-vlan)#", "sw1(config-if)#",
 accepts the commands of the built-in cisco_ios templates and answers
 anything else, or an unknown interface, with IOS's
@@ -29,6 +30,8 @@ import json
 import os
 import signal
 import sys
+import termios
+import tty
 
 STATE = sys.argv[1]
 INVALID = "% Invalid input detected at '^' marker."
@@ -83,6 +86,7 @@ def ranges(vids):
 class Switch:
     def __init__(self, sid):
         self.sid = sid
+        self.paging = True  # until "terminal length 0"
         self.mode = "exec"  # exec, priv, config, config-vlan, config-if
         self.vlan = None
         self.port = None
@@ -117,7 +121,10 @@ class Switch:
         return "\n".join(lines)
 
     def exec_cmd(self, st, w, line):
-        if line in ("terminal length 0", "terminal width 0"):
+        if line == "terminal length 0":
+            self.paging = False
+            return ""
+        if line == "terminal width 0":
             return ""
         if line == "enable":
             self.mode = "priv"
@@ -204,22 +211,59 @@ def session():
         return st["sessions"]
 
 
+PAGE = 6  # lines per screen while paging is on (IOS: terminal length)
+
+
+def write(text):
+    os.write(1, text.encode())
+
+
+def page(sw, reply):
+    """Writes reply, pausing at " --More-- " for a key while paging is on,
+    as IOS does until "terminal length 0"."""
+    lines = reply.split("\n")
+    while len(lines) > PAGE and sw.paging:
+        write("\n".join(lines[:PAGE]) + "\n --More-- ")
+        if not os.read(0, 1):
+            return False
+        write("\r" + " " * 10 + "\r")  # IOS erases the pager line
+        lines = lines[PAGE:]
+    write("\n".join(lines) + "\n")
+    return True
+
+
+def read_line():
+    """A line typed on the pty, echoed as the terminal would (it runs in
+    cbreak mode so that a pager key needs no Enter); None at EOF."""
+    buf = b""
+    while True:
+        ch = os.read(0, 1)
+        if not ch:
+            return None
+        if ch in b"\r\n":
+            write("\n")
+            return buf.decode(errors="replace")
+        buf += ch
+        os.write(1, ch)
+
+
 def main():
     signal.signal(signal.SIGHUP, lambda *_: sys.exit(0))  # client gone
+    try:
+        tty.setcbreak(0)
+    except termios.error:
+        pass  # not a terminal: no pager keys, lines as they come
     sw = Switch(session())
-    out = sys.stdout
-    out.write("\nUser Access Verification\n\n" + sw.prompt())
-    out.flush()
-    for raw in sys.stdin:
+    write("\nUser Access Verification\n\n" + sw.prompt())
+    while (raw := read_line()) is not None:
         line = " ".join(raw.split())
         if line in ("quit", "logout") or (line == "exit" and
                                           sw.mode in ("exec", "priv")):
             break
         reply = sw.handle(line) if line else ""
-        if reply:
-            out.write(reply + "\n")
-        out.write(sw.prompt())
-        out.flush()
+        if reply and not page(sw, reply):
+            break
+        write(sw.prompt())
 
 
 if __name__ == "__main__":

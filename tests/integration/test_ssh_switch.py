@@ -19,7 +19,10 @@ User, IdentityFile, UserKnownHostsFile), and the test checks:
   - switch-read reports what the switch carries;
   - a command the switch rejects ("% Invalid input") fails the apply
     with the switch's words, the batch is not saved, and the next apply
-    converges.
+    converges;
+  - an operator's templates= file defines a vendor (inherit cisco_ios)
+    whose session setup leaves paging on: the driver answers --More--
+    and reads back completely; a bad template file is refused.
 sshd is killed by PID at the end, also on failure. Exits 77 (skip) if
 sshd or ssh-keygen is missing.
 """
@@ -253,6 +256,36 @@ def failure(rig):
           st["vlans"])
 
 
+def templates_and_pager(rig):
+    tpl = os.path.join(rig.tmp, "templates.ini")
+    with open(tpl, "w") as f:
+        f.write("; paging stays on: the driver must answer --More--\n"
+                "[lab_ios]\ninherit = cisco_ios\n"
+                "SESSION_SETUP = terminal width 0\n")
+    base = rig.config
+    rig.config = (base.replace("vendor=cisco_ios", "vendor=lab_ios")
+                  + f":templates={tpl}")
+    try:
+        want = ["43:h1"] + [f"{v}:h1" for v in range(45, 51)]
+        rc, out, err = rig.apply(*want)
+        st = rig.read_state()
+        check(rc == 0 and "changes=12 " in out and
+              st["ports"]["Gi0/1"] == [1, 43, 44] + list(range(45, 51)),
+              "templates= vendor applies through the pager", out, err,
+              st["ports"])
+        rc, out, err = rig.apply(*want)
+        check(rc == 0 and "changes=0 " in out,
+              "read-back through the pager is complete (no-op repeat)",
+              out, err)
+        with open(tpl, "a") as f:
+            f.write("DELETE_NETWORK = no vlan {vlan_id}\n")
+        rc, out, err = rig.apply(*want)
+        check(rc == 1 and "DELETE_NETWORK: placeholder {vlan_id}: unknown"
+              in err, "a bad template file is refused at open", err)
+    finally:
+        rig.config = base
+
+
 def main():
     if len(sys.argv) < 2:
         print("usage: test_ssh_switch.py VC_DRVCTL", file=sys.stderr)
@@ -273,6 +306,7 @@ def main():
         foreign_and_release(rig)
         drift_and_read(rig)
         failure(rig)
+        templates_and_pager(rig)
     finally:
         rig.stop()
         shutil.rmtree(tmp, ignore_errors=True)
