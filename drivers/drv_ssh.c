@@ -27,6 +27,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,8 +171,67 @@ static int ports_file(struct drv_ssh_cfg *c, const char *path, char *uplink,
     return rc;
 }
 
-/* One "key=value" field. The uplink goes first in ports: it is kept
- * aside until all fields are read. */
+static int set_word(const char *key, const char *v, char *out, size_t cap,
+                    char *errmsg, size_t errlen)
+{
+    if (!host_ok(v) || strlen(v) >= cap) {
+        snprintf(errmsg, errlen, "%s \"%.64s\": refused", key, v);
+        return -EINVAL;
+    }
+    snprintf(out, cap, "%s", v);
+    return 0;
+}
+
+static int set_mark(struct drv_ssh_cfg *c, const char *v, char *errmsg,
+                    size_t errlen)
+{
+    if (!drv_tmpl_name_ok(v) || strlen(v) > DRV_SWCLI_MARK_MAX) {
+        snprintf(errmsg, errlen,
+                 "mark \"%.32s\": a letter, then up to 14 of A-Za-z0-9_.-", v);
+        return -EINVAL;
+    }
+    snprintf(c->mark, sizeof c->mark, "%s", v);
+    return 0;
+}
+
+/* A driver setting (not a host mapping); 1 if k is no setting. */
+static int cfg_setting(struct drv_ssh_cfg *c, const char *k, const char *v,
+                       char *uplink, char *errmsg, size_t errlen)
+{
+    if (!strcmp(k, "vendor"))
+        return set_word(k, v, c->vendor, sizeof c->vendor, errmsg, errlen);
+    if (!strcmp(k, "uplink")) { /* checked when cfg_check adds it */
+        snprintf(uplink, DRV_TMPL_PORT_MAX + 2, "%.*s", DRV_TMPL_PORT_MAX + 1,
+                 v);
+        return 0;
+    }
+    if (!strcmp(k, "user"))
+        return set_word(k, v, c->user, sizeof c->user, errmsg, errlen);
+    if (!strcmp(k, "port"))
+        return set_num(k, v, 1, 65535, &c->port, errmsg, errlen);
+    if (!strcmp(k, "timeout"))
+        return set_num(k, v, 1, 3600, &c->timeout_s, errmsg, errlen);
+    if (!strcmp(k, "mark"))
+        return set_mark(c, v, errmsg, errlen);
+    if (!strcmp(k, "ports"))
+        return ports_file(c, v, uplink, errmsg, errlen);
+    static const struct {
+        const char *key;
+        size_t off;
+    } paths[] = {
+        {"identity", offsetof(struct drv_ssh_cfg, identity)},
+        {"known_hosts", offsetof(struct drv_ssh_cfg, known_hosts)},
+        {"ssh_config", offsetof(struct drv_ssh_cfg, ssh_config)},
+        {"templates", offsetof(struct drv_ssh_cfg, templates)},
+    };
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++)
+        if (!strcmp(k, paths[i].key))
+            return set_path(k, v, (char *)c + paths[i].off, errmsg, errlen);
+    return 1;
+}
+
+/* One "key=value" field: a setting or a "HOST=PORT" mapping. The uplink
+ * goes first in ports: it is kept aside until all fields are read. */
 static int cfg_field(struct drv_ssh_cfg *c, char *f, char *uplink, char *errmsg,
                      size_t errlen)
 {
@@ -182,49 +242,9 @@ static int cfg_field(struct drv_ssh_cfg *c, char *f, char *uplink, char *errmsg,
     }
     *eq = '\0';
     const char *k = f, *v = eq + 1;
-    if (!strcmp(k, "vendor"))
-        return snprintf(c->vendor, sizeof c->vendor, "%s", v) <
-                       (int)sizeof c->vendor
-                   ? 0
-                   : (snprintf(errmsg, errlen, "vendor: too long"), -EINVAL);
-    if (!strcmp(k, "uplink")) {
-        snprintf(uplink, DRV_TMPL_PORT_MAX + 2, "%.*s", DRV_TMPL_PORT_MAX + 1,
-                 v);
-        return 0;
-    }
-    if (!strcmp(k, "user")) {
-        if (!host_ok(v) || strlen(v) >= sizeof c->user) {
-            snprintf(errmsg, errlen, "user \"%.64s\": refused", v);
-            return -EINVAL;
-        }
-        snprintf(c->user, sizeof c->user, "%s", v);
-        return 0;
-    }
-    if (!strcmp(k, "port"))
-        return set_num(k, v, 1, 65535, &c->port, errmsg, errlen);
-    if (!strcmp(k, "timeout"))
-        return set_num(k, v, 1, 3600, &c->timeout_s, errmsg, errlen);
-    if (!strcmp(k, "identity"))
-        return set_path(k, v, c->identity, errmsg, errlen);
-    if (!strcmp(k, "known_hosts"))
-        return set_path(k, v, c->known_hosts, errmsg, errlen);
-    if (!strcmp(k, "ssh_config"))
-        return set_path(k, v, c->ssh_config, errmsg, errlen);
-    if (!strcmp(k, "templates"))
-        return set_path(k, v, c->templates, errmsg, errlen);
-    if (!strcmp(k, "ports"))
-        return ports_file(c, v, uplink, errmsg, errlen);
-    if (!strcmp(k, "mark")) {
-        if (!drv_tmpl_name_ok(v) || strlen(v) > DRV_SWCLI_MARK_MAX) {
-            snprintf(errmsg, errlen,
-                     "mark \"%.32s\": a letter, then up to 14 of "
-                     "A-Za-z0-9_.-",
-                     v);
-            return -EINVAL;
-        }
-        snprintf(c->mark, sizeof c->mark, "%s", v);
-        return 0;
-    }
+    int rc = cfg_setting(c, k, v, uplink, errmsg, errlen);
+    if (rc <= 0)
+        return rc;
     if (!host_ok(k) || strlen(k) > VC_NAME_MAX) {
         snprintf(errmsg, errlen, "host \"%.64s\": not a host name", k);
         return -EINVAL;
