@@ -124,7 +124,7 @@ class Switch:
         if line == "terminal length 0":
             self.paging = False
             return ""
-        if line == "terminal width 0":
+        if w[:2] == ["terminal", "width"] and len(w) == 3 and w[2].isdigit():
             return ""
         if line == "enable":
             self.mode = "priv"

@@ -261,7 +261,7 @@ def templates_and_pager(rig):
     with open(tpl, "w") as f:
         f.write("; paging stays on: the driver must answer --More--\n"
                 "[lab_ios]\ninherit = cisco_ios\n"
-                "SESSION_SETUP = terminal width 0\n")
+                "SESSION_SETUP = terminal width 511\n")
     base = rig.config
     rig.config = (base.replace("vendor=cisco_ios", "vendor=lab_ios")
                   + f":templates={tpl}")
