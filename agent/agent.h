@@ -65,7 +65,8 @@ struct request {
     bool touched; /* proposed or forwarded once: outcome may be unknown */
     uint64_t deadline_ms;
     struct proto_cmd cmd; /* PROTO_OP_SUBMIT: strings live in strbuf */
-    char *strbuf;
+    char *strbuf;       /* strinl, or malloc'd if they do not fit */
+    char strinl[256];
     char name[VC_NAME_MAX + 1]; /* read filter */
     uint64_t barrier_gen;
     request_done_fn done; /* internal requests */

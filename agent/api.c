@@ -163,13 +163,22 @@ static void flush_idle_cb(uv_idle_t *h)
 
 const char *api_leader_name(struct agent *a)
 {
+    /* Every answer names the leader: remember where its site record was
+     * found rather than scan the site table each time. The hit is checked
+     * (live, same id), so a stale index only costs a new scan. */
+    static int hint = -1;
     uint64_t id = consensus_leader(&a->cons, NULL);
     if (!id)
         return "";
+    if (hint >= 0 && a->fsm.sites[hint].live &&
+        consensus_site_id(a->fsm.sites[hint].name) == id)
+        return a->fsm.sites[hint].name;
     for (int i = 0; i < VC_SITES_MAX; i++)
         if (a->fsm.sites[i].live &&
-            consensus_site_id(a->fsm.sites[i].name) == id)
+            consensus_site_id(a->fsm.sites[i].name) == id) {
+            hint = i;
             return a->fsm.sites[i].name;
+        }
     for (unsigned i = 0; i < a->cfg.nbootstrap; i++)
         if (consensus_site_id(a->cfg.bootstrap[i].site) == id)
             return a->cfg.bootstrap[i].site;
@@ -290,13 +299,28 @@ static void dispatch(struct conn *c, const struct proto_request *req)
     request_start(a, c, req, NULL, NULL);
 }
 
+/* Decode scratch for the frames of every connection. The loop is
+ * single-threaded and a decoded request is used up (copied) before the
+ * next frame is decoded, so one zone, cleared per frame, serves them all
+ * and saves a malloc and free of its chunk on every read. NULL if out of
+ * memory. */
+static msgpack_zone *scratch_zone(void)
+{
+    static msgpack_zone zone;
+    static bool ready;
+    if (!ready && !msgpack_zone_init(&zone, 8192))
+        return NULL;
+    ready = true;
+    return &zone;
+}
+
 /* Handles every complete frame in c->buf. Returns false if c was closed. */
 static bool parse_frames(struct conn *c)
 {
-    msgpack_zone zone;
+    msgpack_zone *zone = scratch_zone();
     size_t off = 0;
     bool alive = true;
-    if (!msgpack_zone_init(&zone, 8192)) {
+    if (!zone) {
         conn_close(c);
         return false;
     }
@@ -318,8 +342,8 @@ static bool parse_frames(struct conn *c)
         }
         if (c->len - off - PROTO_FRAME_HDR < n)
             break;
-        msgpack_zone_clear(&zone);
-        int rv = proto_request_decode(c->buf + off + PROTO_FRAME_HDR, n, &zone,
+        msgpack_zone_clear(zone);
+        int rv = proto_request_decode(c->buf + off + PROTO_FRAME_HDR, n, zone,
                                       &req, err, sizeof err);
         off += PROTO_FRAME_HDR + n;
         if (rv != 0) {
@@ -332,7 +356,6 @@ static bool parse_frames(struct conn *c)
             break;
         }
     }
-    msgpack_zone_destroy(&zone);
     if (alive && off) {
         memmove(c->buf, c->buf + off, c->len - off);
         c->len -= off;

@@ -151,11 +151,24 @@ static void on_response(struct agent *a, struct peer *p, int idx,
     request_relay(r, resp);
 }
 
+/* Decode scratch for every link's answers, cleared per frame: one zone
+ * for the process saves a malloc and free of its chunk on every read (the
+ * loop is single-threaded; an answer is used up before the next). */
+static msgpack_zone *scratch_zone(void)
+{
+    static msgpack_zone zone;
+    static bool ready;
+    if (!ready && !msgpack_zone_init(&zone, 4096))
+        return NULL;
+    ready = true;
+    return &zone;
+}
+
 static void parse_frames(struct agent *a, struct peer *p, int idx)
 {
-    msgpack_zone zone;
+    msgpack_zone *zone = scratch_zone();
     size_t off = 0;
-    if (!msgpack_zone_init(&zone, 4096))
+    if (!zone)
         return;
     while (p->len - off >= PROTO_FRAME_HDR) {
         uint32_t n;
@@ -163,14 +176,13 @@ static void parse_frames(struct agent *a, struct peer *p, int idx)
         if (proto_response_len((uint8_t *)p->buf + off, &n) != 0) {
             log_warn("agent %s sent an oversized frame; reconnecting",
                      p->site);
-            msgpack_zone_destroy(&zone);
             link_close(p);
             return;
         }
         if (p->len - off - PROTO_FRAME_HDR < n)
             break;
-        msgpack_zone_clear(&zone);
-        if (proto_response_decode(p->buf + off + PROTO_FRAME_HDR, n, &zone,
+        msgpack_zone_clear(zone);
+        if (proto_response_decode(p->buf + off + PROTO_FRAME_HDR, n, zone,
                                   &resp) == 0)
             on_response(a, p, idx, &resp);
         else
@@ -179,7 +191,6 @@ static void parse_frames(struct agent *a, struct peer *p, int idx)
         if (!p->open)
             break;
     }
-    msgpack_zone_destroy(&zone);
     if (p->buf && off) {
         memmove(p->buf, p->buf + off, p->len - off);
         p->len -= off;
@@ -301,13 +312,19 @@ void peer_tick(struct agent *a)
 
 static int leader_peer(struct agent *a)
 {
+    /* Called for every forwarded request: try the last hit first (checked,
+     * so a stale one only costs the scan). */
+    static int hint = -1;
     uint64_t id = consensus_leader(&a->cons, NULL);
     if (!id)
         return -1;
+    if (hint >= 0 && a->fsm.sites[hint].live &&
+        consensus_site_id(a->fsm.sites[hint].name) == id)
+        return hint;
     for (int i = 0; i < VC_SITES_MAX; i++)
         if (a->fsm.sites[i].live &&
             consensus_site_id(a->fsm.sites[i].name) == id)
-            return i;
+            return hint = i;
     return -1;
 }
 

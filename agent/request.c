@@ -89,22 +89,72 @@ static struct request *pending_find(struct agent *a, struct mp_str id)
 
 /* --- life cycle -------------------------------------------------------- */
 
-/* Deep-copies the strings of src into one block owned by r. */
-static int copy_cmd(struct request *r, const struct proto_cmd *src,
-                    struct mp_str peer)
+/* --- allocation --------------------------------------------------------
+ * A request is ~3 KiB, nearly all of it the command's site array. Freed
+ * requests are kept for reuse (up to FREE_MAX), and a reused one is zeroed
+ * except for that array, whose entries past cmd.nsites are never read. */
+
+#define FREE_MAX 256
+
+static struct request *free_list;
+static unsigned nfree;
+
+static struct request *request_alloc(void)
+{
+    struct request *r = free_list;
+    if (!r)
+        return calloc(1, sizeof *r);
+    free_list = r->next;
+    nfree--;
+    size_t sites = offsetof(struct request, cmd) +
+                   offsetof(struct proto_cmd, sites);
+    size_t after = offsetof(struct request, cmd) + sizeof r->cmd;
+    memset(r, 0, sites);
+    memset((char *)r + after, 0, sizeof *r - after);
+    return r;
+}
+
+static void request_dealloc(struct request *r)
+{
+    if (r->strbuf != r->strinl)
+        free(r->strbuf);
+    if (nfree >= FREE_MAX) {
+        free(r);
+        return;
+    }
+    r->next = free_list;
+    free_list = r;
+    nfree++;
+}
+
+/* Copies src into r->cmd: its fields and its nsites sites, not the whole
+ * site array. The strings still point into src's memory. */
+static int copy_cmd_fields(struct request *r, const struct proto_cmd *src)
+{
+    if (src->nsites > VC_SITES_MAX)
+        return VC_EMALFORMED;
+    memcpy(&r->cmd, src, offsetof(struct proto_cmd, sites));
+    memcpy(r->cmd.sites, src->sites, src->nsites * sizeof src->sites[0]);
+    return 0;
+}
+
+/* Moves the strings of r->cmd (and peer, into r->raft_addr) into one block
+ * owned by r: r->strinl if they fit, else a malloc'd one. */
+static int own_strings(struct request *r, struct mp_str peer)
 {
     struct mp_str *fields[] = {&r->cmd.req_id, &r->cmd.origin, &r->cmd.name,
                                &r->cmd.site,   &r->cmd.owner,  &r->cmd.host,
                                &r->cmd.iface,  &r->cmd.addr,   &r->cmd.text,
                                &r->raft_addr};
     size_t total = 0, nf = sizeof fields / sizeof fields[0];
-    r->cmd = *src;
     r->raft_addr = peer;
     for (size_t i = 0; i < nf; i++)
         total += fields[i]->n;
-    for (uint32_t i = 0; i < src->nsites; i++)
-        total += src->sites[i].n;
-    if (!(r->strbuf = malloc(total + 1)))
+    for (uint32_t i = 0; i < r->cmd.nsites; i++)
+        total += r->cmd.sites[i].n;
+    if (total < sizeof r->strinl)
+        r->strbuf = r->strinl;
+    else if (!(r->strbuf = malloc(total + 1)))
         return VC_ENOMEM;
     char *p = r->strbuf;
     for (size_t i = 0; i < nf; i++) {
@@ -112,12 +162,20 @@ static int copy_cmd(struct request *r, const struct proto_cmd *src,
         fields[i]->p = p;
         p += fields[i]->n;
     }
-    for (uint32_t i = 0; i < src->nsites; i++) {
-        memcpy(p, src->sites[i].p, src->sites[i].n);
+    for (uint32_t i = 0; i < r->cmd.nsites; i++) {
+        memcpy(p, r->cmd.sites[i].p, r->cmd.sites[i].n);
         r->cmd.sites[i].p = p;
-        p += src->sites[i].n;
+        p += r->cmd.sites[i].n;
     }
     return 0;
+}
+
+/* Deep-copies src into r->cmd, its strings into a block owned by r. */
+static int copy_cmd(struct request *r, const struct proto_cmd *src,
+                    struct mp_str peer)
+{
+    int rv = copy_cmd_fields(r, src);
+    return rv ? rv : own_strings(r, peer);
 }
 
 static void queue_unlink(struct agent *a, struct request *r)
@@ -172,8 +230,7 @@ static void request_free(struct request *r)
     if (r->next)
         r->next->prev = r->prev;
     a->nreqs--;
-    free(r->strbuf);
-    free(r);
+    request_dealloc(r);
 }
 
 static void pack_result(msgpack_packer *pk, void *ctx)
@@ -319,7 +376,7 @@ void request_start(struct agent *a, struct conn *conn,
                    const struct proto_request *req, request_done_fn done,
                    void *done_data)
 {
-    struct request *r = calloc(1, sizeof *r);
+    struct request *r = request_alloc();
     char autoid[VC_REQID_MAX + 1];
     if (!r) {
         if (conn)
@@ -367,15 +424,19 @@ void request_start(struct agent *a, struct conn *conn,
         route(r);
         return;
     }
-    struct proto_cmd cmd = req->cmd;
-    if (cmd.req_id.n == 0) {
-        new_request_id(a, autoid, sizeof autoid);
-        cmd.req_id = mp_cstr(autoid);
+    int rv = copy_cmd_fields(r, &req->cmd);
+    if (rv == 0) {
+        if (r->cmd.req_id.n == 0) {
+            new_request_id(a, autoid, sizeof autoid);
+            r->cmd.req_id = mp_cstr(autoid);
+        }
+        if (r->cmd.origin.n == 0)
+            r->cmd.origin = mp_cstr(a->cfg.site);
+        rv = own_strings(r, mp_cstr(""));
     }
-    if (cmd.origin.n == 0)
-        cmd.origin = mp_cstr(a->cfg.site);
-    if (copy_cmd(r, &cmd, mp_cstr("")) != 0) {
-        request_finish(r, VC_ENOMEM, "agent out of memory", NULL);
+    if (rv != 0) {
+        request_finish(r, rv, rv == VC_ENOMEM ? "agent out of memory"
+                                              : "too many sites", NULL);
         return;
     }
     struct request *first = pending_find(a, r->cmd.req_id);
