@@ -17,8 +17,9 @@ static int cmd_help(struct cli *c, int argc, char **argv);
 int cmd_keygen(struct cli *c, int argc, char **argv);
 
 static const struct cli_command commands[] = {
-    {"status", cmd_status, "",
-     "show the answering agent's raft role, the leader and every member", NULL},
+    {"status", cmd_status, "[--local]",
+     "at a glance: the raft group, every site asked directly (answers? "
+     "applied how far?) and the clusters not ready, with where", NULL},
     {"site", cmd_site, "list | show NAME", "sites", cmd_site_commands},
     {"cluster", cmd_cluster, "SUBCOMMAND ...", "clusters",
      cmd_cluster_commands},
