@@ -248,6 +248,9 @@ typedef void (*api_payload_fn)(msgpack_packer *pk, void *ctx);
 void api_reply(struct conn *c, uint32_t seq, int code, const char *msg,
                api_payload_fn payload, void *ctx);
 const char *api_leader_name(struct agent *a);
+/* Closes a client connection now (watch.c: a watcher that does not
+ * read). NULL is a no-op. */
+void api_drop(struct conn *c);
 
 /* view.c */
 void view_status(msgpack_packer *pk, struct agent *a);

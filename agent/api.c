@@ -22,6 +22,7 @@
 #include "../proto/err.h"
 #include "agent.h"
 #include "log.h"
+#include "watch.h"
 
 #define MAX_CONNS 1024
 #define MAX_PENDING_PER_CONN 4096
@@ -82,6 +83,7 @@ static void conn_close(struct conn *c)
         return;
     c->closing = true;
     dirty_unlink(a, (struct api_conn *)c);
+    watch_conn_closed(a->rec.watch, c);
     request_detach_conn(c);
     if (c->prev)
         c->prev->next = c->next;
@@ -91,6 +93,12 @@ static void conn_close(struct conn *c)
         c->next->prev = c->prev;
     a->nconns--;
     conn_discard((struct api_conn *)c);
+}
+
+void api_drop(struct conn *c)
+{
+    if (c)
+        conn_close(c);
 }
 
 static void write_cb(uv_write_t *req, int status)
@@ -281,6 +289,9 @@ static void dispatch(struct conn *c, const struct proto_request *req)
         return;
     case PROTO_OP_PING:
         api_reply(c, req->seq, 0, "", pack_site_name, a);
+        return;
+    case PROTO_OP_WATCH:
+        watch_on_request(a->rec.watch, c, req);
         return;
     case PROTO_OP_SITES:
     case PROTO_OP_CLUSTERS:

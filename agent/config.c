@@ -398,6 +398,19 @@ static const struct key keys[] = {
      k_req_timeout},
     {"max-batch", "commands per log entry (default 1024)", k_max_batch},
     {"log-level", "debug | info | warn | error (default info)", k_log_level},
+    {"role", "site | host (default site; host: no raft, applies its host's "
+             "state from the site agent)", config_k_role},
+    {"host", "host role: this hypervisor host's name", config_k_host},
+    {"site-agent", "host role: the site agent's API IP:PORT[,IP:PORT...]",
+     config_k_site_agent},
+    {"host-driver", "host role: driver, e.g. host:bridge=vc%u (default "
+                    "host)", config_k_host_driver},
+    {"host-agents", "yes if every host of this site runs a host agent whose "
+                    "report counts for readiness (default no)",
+     config_k_host_agents},
+    {"apply-deadline", "roll back a creation not applied everywhere in "
+                       "time, e.g. 60s, or off (default 5m)",
+     config_k_apply_deadline},
 };
 
 static const struct key *find_key(const char *name)
@@ -426,6 +439,7 @@ static void defaults(struct config *c)
     c->reconcile_interval_ms = 5000;
     c->demote_after_ms = 30000;
     c->log_level = LOG_INFO;
+    c->apply_deadline_ms = 300000;
 }
 
 struct ini_ctx {
@@ -553,6 +567,9 @@ static int check_keys(struct config *c, char *err, size_t len)
 
 static int check_required(struct config *c, char *err, size_t len)
 {
+    int role = config_role_check(c, err, len);
+    if (role != 0)
+        return role < 0 ? role : 0; /* a host role needs no site keys */
     const char *missing = !c->site[0]       ? "site"
                           : !c->data_dir[0] ? "data-dir"
                           : !c->peer[0]     ? "peer"
@@ -690,4 +707,5 @@ void config_print(const struct config *c, void *file)
     fprintf(f, "\n");
     static const char *lv[] = {"debug", "info", "warn", "error"};
     fprintf(f, "log-level = %s\n", lv[c->log_level]);
+    config_role_print(c, f);
 }

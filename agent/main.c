@@ -17,6 +17,7 @@
 
 #include "../proto/err.h"
 #include "agent.h"
+#include "hostrole.h"
 #include "log.h"
 
 #define TICK_MS 50
@@ -399,6 +400,8 @@ int main(int argc, char **argv)
         return 0;
     }
     log_init(agent.cfg.site, agent.cfg.log_level);
+    if (agent.cfg.role == CONFIG_ROLE_HOST)
+        return hostrole_run(&agent.cfg); /* no raft, no state machine */
     rv = run(&agent);
     fsm_close(&agent.fsm);
     map_close(&agent.pending);

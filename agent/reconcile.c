@@ -29,13 +29,14 @@
 #include "../proto/err.h"
 #include "agent.h"
 #include "log.h"
+#include "watch.h"
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define REPORTS_MAX 256
 
 /* What one slot looked like when the state was built. */
-struct job_slot {
+struct reconcile_slot {
     char cluster[VC_NAME_MAX + 1];
     uint64_t gen;
     bool removing;
@@ -47,7 +48,7 @@ struct reconcile_job {
     struct drv_switch_vlan *vlans;
     const char **hosts; /* all host name pointers, into names */
     char *names;        /* cluster and host names */
-    struct job_slot *slots;
+    struct reconcile_slot *slots;
     uint32_t nslots;
     bool read_only;     /* drift "report": read back and compare */
     int rv;
@@ -74,6 +75,10 @@ int reconcile_init(struct reconcile *r, struct agent *a, char *err,
     r->a = a;
     r->work.data = r;
     r->dirty = true;
+    if (watch_init(&r->watch, a) != 0) {
+        snprintf(err, len, "out of memory");
+        return VC_ENOMEM;
+    }
     if (!a->cfg.switch_cfg[0])
         return 0;
     int rv = drv_open(a->cfg.switch_cfg, &r->sw, err, len);
@@ -89,6 +94,7 @@ int reconcile_init(struct reconcile *r, struct agent *a, char *err,
 void reconcile_kick(struct reconcile *r)
 {
     r->dirty = true;
+    watch_kick(r->watch);
 }
 
 /* --- desired state ------------------------------------------------------ */
@@ -151,7 +157,7 @@ static int build(struct reconcile_job *j, const struct fsm *f, unsigned s)
         const struct fsm_slot *sl;
         if (!c->live || !(sl = fsm_cluster_slot(c, s)))
             continue;
-        struct job_slot *js = &j->slots[j->nslots++];
+        struct reconcile_slot *js = &j->slots[j->nslots++];
         snprintf(js->cluster, sizeof js->cluster, "%s", c->name);
         js->gen = sl->gen;
         js->removing = sl->removing;
@@ -235,9 +241,28 @@ static void report(struct reconcile *r, const char *cluster, uint64_t gen,
     request_internal(r->a, &cmd, report_done, r);
 }
 
-/* Reports what the pass achieved for slots whose generation is still the
- * one it carried: those changed since get reported by a later pass. */
-static void send_reports(struct reconcile *r, struct reconcile_job *j)
+static int cmp_slot(const void *x, const void *y)
+{
+    return strcmp(((const struct reconcile_slot *)x)->cluster,
+                  ((const struct reconcile_slot *)y)->cluster);
+}
+
+/* The slot of cluster as the last successful switch pass left it. */
+static const struct reconcile_slot *switch_done(const struct reconcile *r,
+                                                const char *cluster)
+{
+    struct reconcile_slot key;
+    if (!r->ndone)
+        return NULL;
+    snprintf(key.cluster, sizeof key.cluster, "%s", cluster);
+    return bsearch(&key, r->done, r->ndone, sizeof key, cmp_slot);
+}
+
+/* Reports, for every slot at this site with news, what the switch and
+ * the hosts achieved: applied (or removed) once both did, the error of
+ * a host that failed. Runs only while no report is in flight, so a slot
+ * is never reported twice for the same outcome. */
+static void settle(struct reconcile *r)
 {
     const struct fsm *f = &r->a->fsm;
     const struct fsm_site *site = fsm_site_find(f, r->a->cfg.site);
@@ -245,17 +270,56 @@ static void send_reports(struct reconcile *r, struct reconcile_job *j)
     if (!site || !site->managed)
         return;
     unsigned s = (unsigned)(site - f->sites);
+    for (uint32_t i = 0; i < f->nclusters && r->reports < REPORTS_MAX; i++) {
+        const struct fsm_cluster *c = &f->clusters[i];
+        const struct fsm_slot *sl;
+        const struct reconcile_slot *js;
+        if (!c->live || !(sl = fsm_cluster_slot(c, s)) ||
+            !(sl->removing || sl->applied < sl->gen || sl->failed))
+            continue;
+        if (r->sw && (!(js = switch_done(r, c->name)) || js->gen != sl->gen ||
+                      js->removing != sl->removing))
+            continue; /* the switch has not carried this generation */
+        switch (watch_verdict(r->watch, c, sl, s, text, sizeof text)) {
+        case WATCH_DONE:
+            report(r, c->name, sl->gen, true, "");
+            break;
+        case WATCH_FAIL:
+            if (!(sl->failed && sl->err && !strcmp(sl->err, text)))
+                report(r, c->name, sl->gen, false, text);
+            break;
+        }
+    }
+}
+
+/* A pass ended. Success: its slots become the switch's known state and
+ * the slots are settled; failure: reported once per generation and
+ * error, for slots whose generation is still the one it carried. */
+static void send_reports(struct reconcile *r, struct reconcile_job *j)
+{
+    const struct fsm *f = &r->a->fsm;
+    const struct fsm_site *site = fsm_site_find(f, r->a->cfg.site);
+    char text[VC_MSG_MAX + 1];
+    if (j->rv == 0) {
+        free(r->done);
+        r->done = j->slots;
+        r->ndone = j->nslots;
+        j->slots = NULL;
+        qsort(r->done, r->ndone, sizeof *r->done, cmp_slot);
+        r->settle_due = true;
+        return;
+    }
+    if (!site || !site->managed)
+        return;
+    unsigned s = (unsigned)(site - f->sites);
     snprintf(text, sizeof text, "switch: %.240s", j->err);
     for (uint32_t i = 0; i < j->nslots && r->reports < REPORTS_MAX; i++) {
-        const struct job_slot *js = &j->slots[i];
+        const struct reconcile_slot *js = &j->slots[i];
         const struct fsm_cluster *c = fsm_cluster_find(f, js->cluster);
         const struct fsm_slot *sl = c ? fsm_cluster_slot(c, s) : NULL;
         if (!sl || sl->gen != js->gen || sl->removing != js->removing)
             continue;
-        if (j->rv == 0 && (sl->removing || sl->applied < sl->gen || sl->failed))
-            report(r, js->cluster, js->gen, true, "");
-        else if (j->rv != 0 && !(sl->failed && sl->err &&
-                                 !strcmp(sl->err, text)))
+        if (!(sl->failed && sl->err && !strcmp(sl->err, text)))
             report(r, js->cluster, js->gen, false, text);
     }
 }
@@ -310,7 +374,20 @@ void reconcile_tick(struct reconcile *r, uint64_t now)
 {
     struct agent *a = r->a;
     const struct fsm_site *site;
-    if (!r->sw || r->job || r->closing)
+    if (r->closing)
+        return;
+    if (watch_tick(r->watch))
+        r->settle_due = true;
+    if (!r->sw && r->dirty) {
+        /* No switch: the hosts alone decide. */
+        r->dirty = false;
+        r->settle_due = true;
+    }
+    if (r->settle_due && r->reports == 0) {
+        r->settle_due = false;
+        settle(r);
+    }
+    if (!r->sw || r->job)
         return;
     bool timed = now >= r->next_ms;
     if (!r->dirty && !timed)
@@ -350,6 +427,11 @@ void reconcile_tick(struct reconcile *r, uint64_t now)
 void reconcile_close(struct reconcile *r)
 {
     r->closing = true;
+    watch_free(r->watch);
+    r->watch = NULL;
+    free(r->done);
+    r->done = NULL;
+    r->ndone = 0;
     if (!r->job) {
         drv_close(r->sw);
         r->sw = NULL;

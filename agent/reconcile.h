@@ -11,6 +11,8 @@
 struct agent;
 struct drv;
 struct reconcile_job;
+struct reconcile_slot;
+struct watch;
 
 enum reconcile_drift { DRIFT_OFF = 0, DRIFT_REPORT = 1, DRIFT_REPAIR = 2 };
 
@@ -25,6 +27,13 @@ struct reconcile {
     unsigned reports;     /* apply reports in flight */
     char last_error[512]; /* of the last failed apply, "" after success */
     bool closing;
+    /* Host agents (watch.c) and aggregation: a slot is reported applied
+     * once the switch carried its generation (done: the slots of the last
+     * successful switch pass, by cluster name) and every host did. */
+    struct watch *watch;
+    struct reconcile_slot *done;
+    uint32_t ndone;
+    bool settle_due; /* settle once no report is in flight */
 };
 
 /* Opens the switch driver named by the configuration (if any). Returns 0

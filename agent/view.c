@@ -5,6 +5,7 @@
 
 #include "../proto/err.h"
 #include "agent.h"
+#include "watch.h"
 #include "view_health.h"
 
 static void key(msgpack_packer *pk, const char *k)
@@ -53,8 +54,10 @@ void view_status(msgpack_packer *pk, struct agent *a)
 {
     struct consensus_status st;
     consensus_status(&a->cons, &st);
-    msgpack_pack_map(pk, 9 + VIEW_HEALTH_KEYS);
+    msgpack_pack_map(pk, 10 + VIEW_HEALTH_KEYS);
     view_health(pk, &a->fsm); /* clusters not ready, where */
+    key(pk, "hosts"); /* host agents of this site (watch.c) */
+    watch_pack_status(a->rec.watch, pk);
     kv_str(pk, "site", a->cfg.site);
     kv_u64(pk, "id", consensus_site_id(a->cfg.site));
     kv_str(pk, "leader", api_leader_name(a));

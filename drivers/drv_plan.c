@@ -75,7 +75,8 @@ static int by_name_cmp(const void *a, const void *b)
 
 int drv_links_index(struct drv_links *l)
 {
-    qsort(l->v, l->n, sizeof *l->v, by_ifindex);
+    if (l->n) /* an empty table may have no array: qsort wants one */
+        qsort(l->v, l->n, sizeof *l->v, by_ifindex);
     free(l->by_name);
     l->by_name = malloc((l->n ? l->n : 1) * sizeof *l->by_name);
     if (!l->by_name)

@@ -138,14 +138,32 @@ static const char *default_owner(void)
     return "unknown";
 }
 
+/* create --wait: the committed result, then the wait for ready (which
+ * prints its own outcome; with --json that is the only document). */
+static int create_and_wait(struct cli *c, struct proto_cmd *cmd)
+{
+    struct proto_result res;
+    char name[VC_NAME_MAX + 1];
+    int status = cli_submit(c, cmd, &res);
+    if (status)
+        return status;
+    if (!c->json && (status = cli_print_result(c, cmd, &res, true)) != 0)
+        return status;
+    mp_str_copy(cmd->name, name, sizeof name);
+    char *argv[] = {name, NULL};
+    return cmd_cluster_wait(c, 1, argv);
+}
+
 static int cluster_create(struct cli *c, int argc, char **argv)
 {
     const char *sites = NULL, *owner = NULL, *image = "certified",
                *lease = "24h";
+    bool wait = false;
     const struct cli_opt opts[] = {{"sites", &sites, NULL},
                                    {"owner", &owner, NULL},
                                    {"image", &image, NULL},
                                    {"lease", &lease, NULL},
+                                   {"wait", NULL, &wait},
                                    {NULL, NULL, NULL}};
     struct proto_cmd cmd;
     int status, k;
@@ -160,14 +178,11 @@ static int cluster_create(struct cli *c, int argc, char **argv)
                          image);
     cmd.image = (uint8_t)k;
     cmd.owner = mp_cstr(owner ? owner : default_owner());
-    return submit(c, &cmd, true);
+    return wait ? create_and_wait(c, &cmd) : submit(c, &cmd, true);
 }
 
 static int cluster_release(struct cli *c, int argc, char **argv)
 {
-    for (int i = 0; i < argc && strcmp(argv[i], "--"); i++)
-        if (!strcmp(argv[i], "--all"))
-            return cmd_release_all(c, argc, argv); /* cmd_bulk.c */
     bool force = false;
     const struct cli_opt opts[] = {{"force", NULL, &force}, {NULL, NULL, NULL}};
     struct proto_cmd cmd;
@@ -248,9 +263,10 @@ static int cluster_detach(struct cli *c, int argc, char **argv)
 const struct cli_command cmd_cluster_commands[] = {
     {"create", cluster_create,
      "NAME --sites A,B,... [--owner U] [--image certified|user] "
-     "[--lease D]",
+     "[--lease D] [--wait]",
      "create a cluster on a VLAN free at every listed site (lease 24h, "
-     "owner $SUDO_USER or $USER)",
+     "owner $SUDO_USER or $USER); --wait until it is applied everywhere "
+     "(--timeout bounds the wait)",
      NULL},
     {"list", cluster_list, "",
      "list clusters: VLAN, state, owner, sites, "
@@ -260,9 +276,9 @@ const struct cli_command cmd_cluster_commands[] = {
      "show one cluster with the state of "
      "every site and its attachments",
      NULL},
-    {"release", cluster_release, "NAME [--force] | --all --owner U [--force]",
-     "release the cluster (--all: every cluster of owner U, with progress); "
-     "its VLAN is reused only once every site has removed it",
+    {"release", cluster_release, "NAME [--force]",
+     "release the cluster; its VLAN is reused only once every site has "
+     "removed it",
      NULL},
     {"extend", cluster_extend, "NAME --site S",
      "add site S (its pool must allow the cluster's VLAN)", NULL},

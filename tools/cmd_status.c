@@ -46,6 +46,17 @@ static const struct render_field problem_fields[] = {
 };
 static const struct render_view problem_view = RENDER_VIEW(problem_fields);
 
+static const struct render_field host_fields[] = {
+    {"host", "host", RENDER_ANY, RENDER_COLUMN, NULL},
+    {"connected", "connected", RENDER_BOOL, RENDER_COLUMN, NULL},
+    {"ok", "ok", RENDER_BOOL, RENDER_COLUMN, NULL},
+    {"version", "version", RENDER_ANY, RENDER_COLUMN, NULL},
+    {"vlans", "vlans", RENDER_ANY, RENDER_COLUMN, NULL},
+    {"missing", "missing", RENDER_ANY, RENDER_COLUMN, NULL},
+    {"error", "last error", RENDER_ANY, RENDER_COLUMN, NULL},
+};
+static const struct render_view host_view = RENDER_VIEW(host_fields);
+
 static const struct render_field status_fields[] = {
     {"site", "site", RENDER_ANY, RENDER_LINE, NULL},
     {"id", "id", RENDER_ANY, RENDER_LINE, NULL},
@@ -56,6 +67,7 @@ static const struct render_field status_fields[] = {
     {"commit", "commit index", RENDER_ANY, RENDER_LINE, NULL},
     {"applied", "applied index", RENDER_ANY, RENDER_LINE, NULL},
     {"members", "members", RENDER_TABLE, RENDER_LINE, &member_view},
+    {"hosts", "host agents", RENDER_TABLE, RENDER_LINE, &host_view},
     {"sites", "sites (asked directly)", RENDER_TABLE, RENDER_LINE,
      &site_view},
     {"clusters", "clusters", RENDER_ANY, RENDER_LINE, NULL},
