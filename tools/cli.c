@@ -74,6 +74,11 @@ static int report(struct cli *c, int code, int status, const char *fmt,
     char msg[ERRMSG_MAX], line[ERRMSG_MAX + sizeof c->what + 4];
     vsnprintf(msg, sizeof msg, fmt, ap);
     snprintf(line, sizeof line, "%s%s%s", c->what, *c->what ? ": " : "", msg);
+    if (c->quiet) { /* a bulk command reports each item itself */
+        snprintf(c->last_error, sizeof c->last_error, "%s", msg);
+        c->last_code = code;
+        return status;
+    }
     fprintf(stderr, "virtcloud: %s\n", line);
     if (c->json)
         print_error_json(code, line);

@@ -41,6 +41,10 @@ struct cli {
     const char *help; /* one line about the running command */
     char what[160];   /* "cluster create c1": starts every message */
     char req_buf[VC_REQID_MAX + 1]; /* generated request id */
+    /* Bulk commands (cmd_bulk.c): failures are not printed but kept. */
+    bool quiet;
+    char last_error[1024]; /* the last failure's message when quiet */
+    int last_code;         /* and its code */
 };
 
 struct cli_command {
@@ -141,6 +145,7 @@ int cmd_site(struct cli *c, int argc, char **argv);
 int cmd_cluster(struct cli *c, int argc, char **argv);
 int cmd_host(struct cli *c, int argc, char **argv);
 int cmd_cluster_wait(struct cli *c, int argc, char **argv); /* cmd_wait.c */
+int cmd_release_all(struct cli *c, int argc, char **argv);  /* cmd_bulk.c */
 extern const struct cli_command cmd_host_commands[];
 extern const struct cli_command cmd_site_commands[];
 extern const struct cli_command cmd_cluster_commands[];

@@ -183,6 +183,9 @@ static int cluster_create(struct cli *c, int argc, char **argv)
 
 static int cluster_release(struct cli *c, int argc, char **argv)
 {
+    for (int i = 0; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "--all"))
+            return cmd_release_all(c, argc, argv); /* cmd_bulk.c */
     bool force = false;
     const struct cli_opt opts[] = {{"force", NULL, &force}, {NULL, NULL, NULL}};
     struct proto_cmd cmd;
@@ -276,9 +279,9 @@ const struct cli_command cmd_cluster_commands[] = {
      "show one cluster with the state of "
      "every site and its attachments",
      NULL},
-    {"release", cluster_release, "NAME [--force]",
-     "release the cluster; its VLAN is reused only once every site has "
-     "removed it",
+    {"release", cluster_release, "NAME [--force] | --all --owner U [--force]",
+     "release the cluster (--all: every cluster of owner U, with progress); "
+     "its VLAN is reused only once every site has removed it",
      NULL},
     {"extend", cluster_extend, "NAME --site S",
      "add site S (its pool must allow the cluster's VLAN)", NULL},
