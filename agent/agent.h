@@ -64,6 +64,7 @@ struct request {
     uint8_t state;
     bool touched; /* proposed or forwarded once: outcome may be unknown */
     uint64_t deadline_ms;
+    uint64_t start_ns;    /* uv_hrtime() at arrival, for /metrics */
     struct proto_cmd cmd; /* PROTO_OP_SUBMIT: strings live in strbuf */
     char *strbuf;       /* strinl, or malloc'd if they do not fit */
     char strinl[256];

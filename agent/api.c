@@ -22,6 +22,8 @@
 #include "../proto/err.h"
 #include "agent.h"
 #include "log.h"
+#include "metrics.h"
+#include "service.h"
 #include "watch.h"
 
 #define MAX_CONNS 1024
@@ -256,7 +258,8 @@ static void pack_local(msgpack_packer *pk, void *ctx)
         view_clusters(pk, &l->a->fsm, name[0] ? name : NULL);
 }
 
-static void serve_stale(struct conn *c, const struct proto_request *req)
+/* Returns the code answered. */
+static int serve_stale(struct conn *c, const struct proto_request *req)
 {
     struct local_read l = {c->a, req};
     char name[VC_NAME_MAX + 1], msg[128];
@@ -267,14 +270,23 @@ static void serve_stale(struct conn *c, const struct proto_request *req)
         snprintf(msg, sizeof msg, "no %s named %s",
                  req->op == PROTO_OP_SITES ? "site" : "cluster", name);
         api_reply(c, req->seq, VC_ENOTFOUND, msg, NULL, NULL);
-        return;
+        return VC_ENOTFOUND;
     }
     api_reply(c, req->seq, 0, "", pack_local, &l);
+    return 0;
+}
+
+/* Requests answered here count in /metrics; the others when request.c
+ * finishes them. */
+static void answered(const struct proto_request *req, int code, uint64_t t0)
+{
+    metrics_request_done(req->op, 0, code, uv_hrtime() - t0);
 }
 
 static void dispatch(struct conn *c, const struct proto_request *req)
 {
     struct agent *a = c->a;
+    uint64_t t0 = uv_hrtime();
     if (a->stopping) {
         api_reply(c, req->seq, VC_ESHUTDOWN,
                   "agent is shutting down; retry at another site", NULL, NULL);
@@ -286,9 +298,14 @@ static void dispatch(struct conn *c, const struct proto_request *req)
          * naming the agent asked); match and lag are filled by the
          * leader only: ask the leader for them. */
         api_reply(c, req->seq, 0, "", pack_status, a);
+        answered(req, 0, t0);
         return;
     case PROTO_OP_PING:
         api_reply(c, req->seq, 0, "", pack_site_name, a);
+        answered(req, 0, t0);
+        return;
+    case PROTO_OP_LOGLEVEL:
+        answered(req, service_log_level(a, c, req), t0);
         return;
     case PROTO_OP_WATCH:
         watch_on_request(a->rec.watch, c, req);
@@ -296,7 +313,7 @@ static void dispatch(struct conn *c, const struct proto_request *req)
     case PROTO_OP_SITES:
     case PROTO_OP_CLUSTERS:
         if (req->flags & PROTO_FLAG_STALE) {
-            serve_stale(c, req);
+            answered(req, serve_stale(c, req), t0);
             return;
         }
         break;

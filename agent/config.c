@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ini.h>
 #include <sodium.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "../proto/err.h"
 #include "keys.h"
@@ -354,6 +356,14 @@ static int k_log_level(struct config *c, const char *v, char *e, size_t l)
     return 0;
 }
 
+static int k_metrics(struct config *c, const char *v, char *e, size_t l)
+{
+    c->metrics_set = true;
+    if (!strcmp(v, "off"))
+        return set_str(c->metrics, sizeof c->metrics, v, e, l);
+    return set_addr(c->metrics, v, e, l);
+}
+
 static const struct key keys[] = {
     {"site", "this site's name (required)", k_site},
     {"data-dir", "raft log and snapshots (required)", k_data_dir},
@@ -398,19 +408,17 @@ static const struct key keys[] = {
      k_req_timeout},
     {"max-batch", "commands per log entry (default 1024)", k_max_batch},
     {"log-level", "debug | info | warn | error (default info)", k_log_level},
-    {"role", "site | host (default site; host: no raft, applies its host's "
-             "state from the site agent)", config_k_role},
-    {"host", "host role: this hypervisor host's name", config_k_host},
-    {"site-agent", "host role: the site agent's API IP:PORT[,IP:PORT...]",
-     config_k_site_agent},
-    {"host-driver", "host role: driver, e.g. host:bridge=vc%u (default "
-                    "host)", config_k_host_driver},
-    {"host-agents", "yes if every host of this site runs a host agent whose "
-                    "report counts for readiness (default no)",
-     config_k_host_agents},
-    {"apply-deadline", "roll back a creation not applied everywhere in "
-                       "time, e.g. 60s, or off (default 5m)",
-     config_k_apply_deadline},
+    {"metrics", "IP:PORT for GET /metrics (Prometheus), or off (default "
+                "127.0.0.1:9464)", k_metrics},
+};
+
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+/* Keys config_apply_live() may change while the agent runs: each is read
+ * where it is used, never cached at start-up. */
+static const char *const live_keys[] = {
+    "log-level", "drift", "reconcile-interval", "sweep-interval",
+    "request-timeout", "max-batch", "demote-after",
 };
 
 static const struct key *find_key(const char *name)
@@ -439,7 +447,7 @@ static void defaults(struct config *c)
     c->reconcile_interval_ms = 5000;
     c->demote_after_ms = 30000;
     c->log_level = LOG_INFO;
-    c->apply_deadline_ms = 300000;
+    snprintf(c->metrics, sizeof c->metrics, "127.0.0.1:9464");
 }
 
 struct ini_ctx {
@@ -447,6 +455,9 @@ struct ini_ctx {
     const char *file;
     FILE *f;
     int lineno; /* counted by our reader: Debian's inih passes no line */
+    bool indented; /* the line just read starts with white space */
+    const struct key *prev; /* key of the previous callback */
+    int first[NKEYS]; /* line of each key's first occurrence, 0 if none */
     char *err;
     size_t len;
     int rv;
@@ -456,9 +467,33 @@ static char *read_line(char *str, int num, void *stream)
 {
     struct ini_ctx *x = stream;
     char *line = fgets(str, num, x->f);
-    if (line)
+    if (line) {
         x->lineno++;
+        x->indented = line[0] == ' ' || line[0] == '\t';
+    }
     return line;
+}
+
+/* inih continues a value on an indented line by calling back again with
+ * the same key; that would read as a duplicate (or silently replace the
+ * value), so say what it is. A key given twice in one file is refused:
+ * one of the two is a mistake (drop-ins override on purpose). */
+static int check_repeat(struct ini_ctx *x, const struct key *k)
+{
+    size_t i = (size_t)(k - keys);
+    if (x->first[i] == 0) {
+        x->first[i] = x->lineno;
+        return 0;
+    }
+    if (x->indented && x->prev == k)
+        snprintf(x->err, x->len, "%s:%d: %s: indented line continues the "
+                 "value; put the value on one line", x->file, x->lineno,
+                 k->name);
+    else
+        snprintf(x->err, x->len, "%s:%d: duplicate key \"%s\" (first set "
+                 "on line %d; a drop-in may override it, one file may not)",
+                 x->file, x->lineno, k->name, x->first[i]);
+    return VC_EINVAL;
 }
 
 static int ini_cb(void *user, const char *section, const char *name,
@@ -482,6 +517,9 @@ static int ini_cb(void *user, const char *section, const char *name,
         x->rv = VC_EINVAL;
         return 0;
     }
+    if ((x->rv = check_repeat(x, k)) != 0)
+        return 0;
+    x->prev = k;
     if (k->set(x->c, value, why, sizeof why) != 0) {
         snprintf(x->err, x->len, "%s:%d: %s: %s", x->file, lineno, name, why);
         x->rv = VC_EINVAL;
@@ -490,27 +528,127 @@ static int ini_cb(void *user, const char *section, const char *name,
     return 1;
 }
 
+static void note_source(struct config *c, const char *file)
+{
+    size_t n = strlen(c->sources);
+    if (n + strlen(file) + 3 < sizeof c->sources)
+        snprintf(c->sources + n, sizeof c->sources - n, "%s%s",
+                 n ? ", " : "", file);
+}
+
+/* Opens file for reading; a directory is refused here, as fopen() takes
+ * it and the reads then fail as if the file were empty. */
+static FILE *open_file(const char *file, char *err, size_t len)
+{
+    struct stat st;
+    FILE *f = fopen(file, "r");
+    int e = errno;
+    if (f && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        f = NULL;
+        e = EISDIR;
+    }
+    if (!f)
+        snprintf(err, len, "config: cannot read %s: %s", file, strerror(e));
+    return f;
+}
+
 static int load_file(struct config *c, const char *file, char *err,
                      size_t len)
 {
-    struct ini_ctx x = {c, file, NULL, 0, err, len, 0};
-    FILE *f = fopen(file, "r");
-    if (!f) {
-        snprintf(err, len, "config: cannot read %s: %s", file,
-                 strerror(errno));
+    struct ini_ctx x;
+    memset(&x, 0, sizeof x);
+    x.c = c;
+    x.file = file;
+    x.err = err;
+    x.len = len;
+    FILE *f = open_file(file, err, len);
+    if (!f)
         return VC_EINVAL;
-    }
     x.f = f;
     int line = ini_parse_stream(read_line, &x, ini_cb, &x);
+    bool bad = ferror(f) != 0;
     fclose(f);
     if (x.rv != 0)
         return x.rv;
+    if (bad) {
+        snprintf(err, len, "config: cannot read %s: read error", file);
+        return VC_EINVAL;
+    }
+    note_source(c, file);
     if (line != 0) {
         snprintf(err, len, "%s:%d: syntax error (want key = value)", file,
                  line);
         return VC_EINVAL;
     }
     return 0;
+}
+
+#define DROPINS_MAX 64
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Lists DIR's *.conf (no dot files) into names, sorted byte-wise.
+ * Returns how many (0 if DIR does not exist), or VC_EINVAL with err. */
+static int list_dropins(const char *dir, char *names[DROPINS_MAX],
+                        char *err, size_t len)
+{
+    struct dirent *e;
+    int n = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, len, "config: cannot read %s: %s", dir,
+                 strerror(errno));
+        return VC_EINVAL;
+    }
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.' || l < 6 || strcmp(e->d_name + l - 5, ".conf"))
+            continue;
+        if (n == DROPINS_MAX || !(names[n] = strdup(e->d_name))) {
+            snprintf(err, len, "config: %s: more than %d drop-ins", dir,
+                     DROPINS_MAX);
+            n = -n - 1;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (n < 0) {
+        for (int i = 0; i < -n - 1; i++)
+            free(names[i]);
+        return VC_EINVAL;
+    }
+    qsort(names, (size_t)n, sizeof names[0], by_name);
+    return n;
+}
+
+/* Reads the drop-ins conf.d/NAME.conf in FILE's directory, in lexical
+ * order. */
+static int load_dropins(struct config *c, const char *file, char *err,
+                        size_t len)
+{
+    char dir[600], path[900], *names[DROPINS_MAX];
+    const char *slash = strrchr(file, '/');
+    int n, rv = 0;
+    if (slash)
+        snprintf(dir, sizeof dir, "%.*s/conf.d", (int)(slash - file), file);
+    else
+        snprintf(dir, sizeof dir, "conf.d");
+    if ((n = list_dropins(dir, names, err, len)) < 0)
+        return n;
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (rv == 0)
+            rv = load_file(c, path, err, len);
+        free(names[i]);
+    }
+    return rv;
 }
 
 static void usage(void)
@@ -567,9 +705,6 @@ static int check_keys(struct config *c, char *err, size_t len)
 
 static int check_required(struct config *c, char *err, size_t len)
 {
-    int role = config_role_check(c, err, len);
-    if (role != 0)
-        return role < 0 ? role : 0; /* a host role needs no site keys */
     const char *missing = !c->site[0]       ? "site"
                           : !c->data_dir[0] ? "data-dir"
                           : !c->peer[0]     ? "peer"
@@ -626,7 +761,8 @@ int config_load(struct config *c, int argc, char **argv, char *err,
                 snprintf(err, len, "config: --config needs a file");
                 return VC_EINVAL;
             }
-            if (load_file(c, value, err, len) != 0)
+            if (load_file(c, value, err, len) != 0 ||
+                load_dropins(c, value, err, len) != 0)
                 return VC_EINVAL;
         }
     }
@@ -671,6 +807,7 @@ void config_print(const struct config *c, void *file)
 {
     FILE *f = file;
     char pool[1024];
+    fprintf(f, "# read: %s\n", c->sources[0] ? c->sources : "(flags only)");
     fprintf(f, "site = %s\ndata-dir = %s\npeer = %s\napi = %s\n"
                "advertise = %s\nunix = %s\n",
             c->site, c->data_dir, c->peer, c->api, c->advertise, c->unix_path);
@@ -706,6 +843,71 @@ void config_print(const struct config *c, void *file)
     }
     fprintf(f, "\n");
     static const char *lv[] = {"debug", "info", "warn", "error"};
-    fprintf(f, "log-level = %s\n", lv[c->log_level]);
-    config_role_print(c, f);
+    fprintf(f, "log-level = %s\nmetrics = %s\n", lv[c->log_level],
+            c->metrics);
+}
+
+static bool is_live(const char *key)
+{
+    for (size_t i = 0; i < sizeof live_keys / sizeof live_keys[0]; i++)
+        if (!strcmp(live_keys[i], key))
+            return true;
+    return false;
+}
+
+/* Splits "key = value\n" in place; false for comments. */
+static bool split_line(char *line, char **key, char **value)
+{
+    char *eq = strstr(line, " = ");
+    if (line[0] == '#' || !eq)
+        return false;
+    *eq = '\0';
+    *key = line;
+    *value = eq + 3;
+    (*value)[strcspn(*value, "\n")] = '\0';
+    return true;
+}
+
+static char *print_to_memory(const struct config *c)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f)
+        return NULL;
+    config_print(c, f);
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* Both texts come from config_print(): the same keys in the same order,
+ * so they are compared line by line. A live key is re-applied through its
+ * own setter with the printed value, which every setter accepts. */
+int config_apply_live(struct config *cur, const struct config *next,
+                      config_change_fn fn, void *data)
+{
+    char *a = print_to_memory(cur), *b = print_to_memory(next);
+    char *sa, *sb, *la, *lb, *ka, *va, *kb, *vb, why[256];
+    int refused = 0;
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return VC_ENOMEM;
+    }
+    for (la = strtok_r(a, "\n", &sa), lb = strtok_r(b, "\n", &sb); la && lb;
+         la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb)) {
+        if (!split_line(la, &ka, &va) || !split_line(lb, &kb, &vb) ||
+            strcmp(ka, kb) != 0 || !strcmp(va, vb))
+            continue;
+        bool live = is_live(ka) && find_key(ka)->set(cur, vb, why,
+                                                     sizeof why) == 0;
+        refused += !live;
+        fn(data, ka, va, vb, live);
+    }
+    free(a);
+    free(b);
+    return refused;
 }

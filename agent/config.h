@@ -1,8 +1,15 @@
-/* Agent configuration: an INI file (--config FILE) and the same keys as
- * command-line flags (--key value or --key=value); flags win.
+/* Agent configuration: an INI file (--config FILE), its drop-ins
+ * (conf.d/NAME.conf in FILE's directory, in byte-wise lexical order) and
+ * the same keys as command-line flags (--key value or --key=value).
  *
- * Errors name the key (and file:line for the file) and the reason; the
+ * Precedence: a drop-in overrides the main file and earlier drop-ins (that
+ * is what drop-ins are for); flags override every file. Within one file a
+ * key may appear once: a second occurrence is an error, as is an unknown
+ * key, an unknown section or an unreadable file.
+ *
+ * Errors name the file:line and key (or the flag) and the reason; the
  * daemon prints that one line and exits with status 2.
+ * docs/configuration.md documents every key.
  */
 #ifndef VC_AGENT_CONFIG_H
 #define VC_AGENT_CONFIG_H
@@ -17,9 +24,6 @@
 #define CONFIG_MEMBERS_MAX 16
 #define CONFIG_PEER_KEYS_MAX 16
 #define CONFIG_CLUSTER_ID_MAX 64 /* NUL included */
-#define CONFIG_SITE_AGENTS_MAX 8
-
-enum config_role { CONFIG_ROLE_SITE = 0, CONFIG_ROLE_HOST = 1 };
 
 /* A pinned site key (peer-keys): the Ed25519 public key of a site. */
 struct config_peer_key {
@@ -68,18 +72,17 @@ struct config {
     unsigned request_timeout_ms;
     unsigned max_batch;
     int log_level;
+    char metrics[VC_ADDR_MAX + 1]; /* /metrics listen address, "off" */
+    bool metrics_set;              /* given explicitly */
+    char sources[2048]; /* files read, in order, ", "-separated */
     bool check_only; /* --check-config: validate, print, exit */
-    /* Roles (config_role.c). A host-role agent runs no raft: it watches
-     * its host's desired state at its site's agent and applies it. */
-    int role;                        /* enum config_role */
-    char host[VC_NAME_MAX + 1];      /* host role: this host's name */
-    char site_agents[CONFIG_SITE_AGENTS_MAX][VC_ADDR_MAX + 1];
-    unsigned nsite_agents;           /* host role: tried in turn */
-    char host_driver[512];           /* host role: default "host" */
-    bool host_agents;    /* site: hosts run agents; wait for their reports */
-    unsigned apply_deadline_ms; /* roll back creations not applied in time;
-                                   0: never */
 };
+
+/* Called by config_apply_live() for each key whose effective value
+ * differs between two configurations; live says whether it was applied. */
+typedef void (*config_change_fn)(void *data, const char *key,
+                                 const char *old_value,
+                                 const char *new_value, bool live);
 
 /* Fills defaults, then reads --config FILE (if given) and the flags.
  * Returns 0, 1 when the caller should exit 0 (--help/--version printed), or
@@ -90,21 +93,14 @@ int config_load(struct config *c, int argc, char **argv, char *errmsg,
 /* Writes the effective configuration as INI to f (for --check-config). */
 void config_print(const struct config *c, void *file);
 
-/* Keys of config_role.c: role, host, site-agent, host-driver,
- * host-agents, apply-deadline. Each returns 0 or VC_EINVAL with errmsg. */
-int config_k_role(struct config *c, const char *v, char *e, size_t l);
-int config_k_host(struct config *c, const char *v, char *e, size_t l);
-int config_k_site_agent(struct config *c, const char *v, char *e, size_t l);
-int config_k_host_driver(struct config *c, const char *v, char *e, size_t l);
-int config_k_host_agents(struct config *c, const char *v, char *e, size_t l);
-int config_k_apply_deadline(struct config *c, const char *v, char *e,
-                            size_t l);
-/* Role-specific checks after loading: returns 1 if c is a host-role
- * configuration that is complete (the site checks do not apply), 0 for a
- * site role, VC_EINVAL with errmsg if a host role lacks a key. */
-int config_role_check(struct config *c, char *errmsg, size_t errlen);
-/* Writes the role keys as INI lines (config_print). */
-void config_role_print(const struct config *c, void *file);
+/* Reload (SIGHUP): copies into cur the keys that may change while the
+ * agent runs (log-level, drift, reconcile-interval, sweep-interval,
+ * request-timeout, max-batch, demote-after) from next, a freshly loaded
+ * configuration, and reports every differing key to fn. Returns how many
+ * keys differed but cannot change live (they keep their old value), or
+ * VC_ENOMEM. */
+int config_apply_live(struct config *cur, const struct config *next,
+                      config_change_fn fn, void *data);
 
 /* Parses "host:port" / "[v6]:port" into a sockaddr_storage. 0 or
  * VC_EINVAL. */

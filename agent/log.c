@@ -4,26 +4,49 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
 static char site_name[64] = "?";
 static int min_level = LOG_INFO;
 static int journal = -1;
 
 static const char *names[] = {"debug", "info", "warn", "error"};
-static const int priorities[] = {7, 6, 4, 3}; /* syslog levels */
+/* sd-daemon.h's syslog prefixes, which journald turns into PRIORITY=. */
+static const char *prefixes[] = {SD_DEBUG, SD_INFO, SD_WARNING, SD_ERR};
+
+/* systemd sets JOURNAL_STREAM=DEV:INODE for the stream it connected to
+ * stderr. Comparing it with stderr itself (sd-daemon(3)) keeps prefixes out
+ * of a file or terminal that stderr was redirected to by a child process
+ * of the service or by hand. */
+static bool stderr_is_journal(void)
+{
+    const char *v = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    char tail;
+    if (!v || sscanf(v, "%llu:%llu%c", &dev, &ino, &tail) != 2)
+        return false;
+    if (fstat(STDERR_FILENO, &st) != 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev &&
+           (unsigned long long)st.st_ino == ino;
+}
 
 void log_init(const char *site, int level)
 {
     snprintf(site_name, sizeof site_name, "%s", site ? site : "?");
     min_level = level;
-    journal = getenv("JOURNAL_STREAM") != NULL;
+    journal = stderr_is_journal();
 }
 
 void log_set_level(int level)
 {
-    min_level = level;
+    if (level >= LOG_DEBUG && level <= LOG_ERROR)
+        min_level = level;
 }
 
 int log_get_level(void)
@@ -39,6 +62,16 @@ int log_level_parse(const char *s)
     return -1;
 }
 
+const char *log_level_name(int level)
+{
+    return level >= LOG_DEBUG && level <= LOG_ERROR ? names[level] : "?";
+}
+
+bool log_to_journal(void)
+{
+    return journal == 1;
+}
+
 void log_msg(int level, const char *fmt, ...)
 {
     char line[1024];
@@ -49,7 +82,8 @@ void log_msg(int level, const char *fmt, ...)
     if (level < LOG_DEBUG || level > LOG_ERROR)
         level = LOG_ERROR;
     if (journal == 1) {
-        n = snprintf(line, sizeof line, "<%d>%s %s: ", priorities[level],
+        /* journald stamps the time itself. */
+        n = snprintf(line, sizeof line, "%s%s %s: ", prefixes[level],
                      names[level], site_name);
     } else {
         struct timeval tv;

@@ -19,6 +19,7 @@
 #include "agent.h"
 #include "hostrole.h"
 #include "log.h"
+#include "service.h"
 
 #define TICK_MS 50
 
@@ -309,6 +310,7 @@ static void shutdown_begin(struct agent *a, bool transfer)
     if (a->stopping)
         return;
     a->stopping = true;
+    service_stopping(a);
     api_close(a);
     if (transfer && consensus_transfer(&a->cons, transfer_done_cb) == 0) {
         /* raft gives up after an election timeout, but not always when no
@@ -333,7 +335,7 @@ static void signal_cb(uv_signal_t *s, int signum)
     shutdown_begin(a, true);
 }
 
-static int run(struct agent *a)
+static int run(struct agent *a, int argc, char **argv)
 {
     char err[512];
     int rv;
@@ -370,6 +372,15 @@ static int run(struct agent *a)
     a->sigterm.data = a->sigint.data = a;
     uv_signal_start(&a->sigterm, signal_cb, SIGTERM);
     uv_signal_start(&a->sigint, signal_cb, SIGINT);
+    /* READY=1 for systemd: raft loaded its log (consensus_start) and the
+     * API listens. */
+    if (service_start(a, argc, argv, err, sizeof err) != 0) {
+        log_error("%s", err);
+        a->exit_code = 1;
+        shutdown_begin(a, false);
+        uv_run(a->loop, UV_RUN_DEFAULT);
+        return 1;
+    }
     uv_timer_start(&a->tick, tick_cb, TICK_MS, TICK_MS);
     uv_check_start(&a->flush, flush_cb);
     log_info("serving clients on %s and %s; raft on %s, data in %s",
@@ -402,7 +413,7 @@ int main(int argc, char **argv)
     log_init(agent.cfg.site, agent.cfg.log_level);
     if (agent.cfg.role == CONFIG_ROLE_HOST)
         return hostrole_run(&agent.cfg); /* no raft, no state machine */
-    rv = run(&agent);
+    rv = run(&agent, argc, argv);
     fsm_close(&agent.fsm);
     map_close(&agent.pending);
     free(agent.ptab);

@@ -29,6 +29,7 @@
 #include "../proto/err.h"
 #include "agent.h"
 #include "log.h"
+#include "metrics.h"
 #include "watch.h"
 
 #define BACKOFF_MIN_MS 500
@@ -55,6 +56,8 @@ struct reconcile_job {
     struct drv_result res;
     char err[DRV_ERRMSG_MAX];
     unsigned drift;     /* report mode: VIDs differing */
+    bool timed;         /* no news: a drift check or repair only */
+    uint64_t start_ns;  /* uv_hrtime() when queued, for /metrics */
 };
 
 static void job_free(struct reconcile_job *j)
@@ -339,7 +342,12 @@ static void after_cb(uv_work_t *w, int status)
         }
         return;
     }
+    metrics_reconcile_done(uv_hrtime() - j->start_ns, j->rv == 0);
+    if (j->rv != 0)
+        metrics_driver_error(drv_class_of(r->sw)->name);
     if (j->read_only) {
+        if (j->rv == 0)
+            metrics_drift_reported(j->drift);
         if (j->rv == 0 && j->drift)
             log_warn("drift: %u VLAN(s) on the switch differ from the "
                      "replicated state (drift mode report: not repaired)",
@@ -349,6 +357,8 @@ static void after_cb(uv_work_t *w, int status)
         return;
     }
     if (j->rv == 0) {
+        if (j->timed && a->cfg.drift == DRIFT_REPAIR)
+            metrics_drift_repaired(j->res.changes);
         if (j->res.changes)
             log_info("switch: %u change(s) applied for %u cluster VLAN(s)",
                      j->res.changes, j->want.nvlans);
@@ -415,6 +425,8 @@ void reconcile_tick(struct reconcile *r, uint64_t now)
         job_free(j);
         return;
     }
+    j->timed = !r->dirty && !r->backoff_ms;
+    j->start_ns = uv_hrtime();
     r->dirty = false;
     r->job = j;
     if (uv_queue_work(a->loop, &r->work, work_cb, after_cb) != 0) {

@@ -25,6 +25,7 @@
 #include "../proto/err.h"
 #include "agent.h"
 #include "log.h"
+#include "metrics.h"
 
 /* Log entries of ours in flight. One: commands that arrive while an entry
  * commits wait and leave together in the next one. Each entry costs an
@@ -257,6 +258,10 @@ void request_finish(struct request *r, int code, const char *msg,
         t->twin_of = NULL;
         request_finish(t, code, msg, res);
     }
+    if (!r->done) /* a client's: internal ones are not requests served */
+        metrics_request_done(r->op, r->cmd.type,
+                             code ? code : res ? res->code : 0,
+                             uv_hrtime() - r->start_ns);
     if (r->conn)
         api_reply(r->conn, r->seq, code, msg ? msg : res ? res->msg : "",
                   res ? pack_result : NULL, (void *)res);
@@ -284,6 +289,9 @@ void request_relay(struct request *r, const struct proto_response *resp)
         t->twin_of = NULL;
         request_relay(t, resp);
     }
+    if (!r->done)
+        metrics_request_done(r->op, r->cmd.type, resp->code,
+                             uv_hrtime() - r->start_ns);
     mp_str_copy(resp->msg.n > VC_MSG_MAX ? mp_cstr("") : resp->msg, msg,
                 sizeof msg);
     if (r->conn)
@@ -405,6 +413,7 @@ void request_start(struct agent *a, struct conn *conn,
     if (timeout > 600000)
         timeout = 600000;
     r->deadline_ms = agent_now_ms(a) + timeout;
+    r->start_ns = uv_hrtime();
     mp_str_copy(req->name, r->name, sizeof r->name);
     /* Link first so request_finish() can unlink on every path. */
     r->next = a->reqs;

@@ -103,6 +103,7 @@ int proto_request_encode(const struct proto_request *req, struct mp_buf *out,
         break;
     case PROTO_OP_SITES:
     case PROTO_OP_CLUSTERS:
+    case PROTO_OP_LOGLEVEL:
         mp_pack_str(&pk, req->name.p ? req->name : mp_cstr(""));
         break;
     case PROTO_OP_WATCH:
@@ -190,6 +191,12 @@ int proto_request_decode(const void *data, size_t len, msgpack_zone *zone,
     case PROTO_OP_CLUSTERS:
         if (mp_get_str(&f[5], VC_NAME_MAX, &req->name) != 0) {
             snprintf(errmsg, errlen, "malformed name filter");
+            return VC_EMALFORMED;
+        }
+        return 0;
+    case PROTO_OP_LOGLEVEL:
+        if (mp_get_str(&f[5], PROTO_LEVEL_MAX, &req->name) != 0) {
+            snprintf(errmsg, errlen, "malformed log level");
             return VC_EMALFORMED;
         }
         return 0;

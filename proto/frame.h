@@ -22,6 +22,7 @@
 #define PROTO_FRAME_MAX (1u << 20)     /* requests */
 #define PROTO_RESPONSE_MAX (64u << 20) /* answers: a list of 65,536 clusters */
 #define PROTO_FRAME_HDR 4
+#define PROTO_LEVEL_MAX 16 /* PROTO_OP_LOGLEVEL body, bytes */
 
 enum proto_op {
     PROTO_OP_SUBMIT = 1,   /* body: one command; payload: its result */
@@ -32,7 +33,9 @@ enum proto_op {
     PROTO_OP_JOIN = 6,     /* body: [site-add command, raft peer address] */
     PROTO_OP_WATCH = 7,    /* body: watch subscribe or report (watch.h);
                               payloads: snapshot, update, insync */
-    PROTO_OP_MAX = 7
+    PROTO_OP_LOGLEVEL = 8, /* body: "debug".."error", or "" to ask;
+                              payload: {level, previous} (this agent) */
+    PROTO_OP_MAX = 8
 };
 
 enum proto_flag {
@@ -47,7 +50,8 @@ struct proto_request {
     uint32_t timeout_ms; /* 0: the server's default */
     struct proto_cmd cmd; /* PROTO_OP_SUBMIT; PROTO_OP_JOIN: site-add */
     struct mp_str peer;   /* PROTO_OP_JOIN: the joiner's raft address */
-    struct mp_str name;   /* PROTO_OP_SITES / PROTO_OP_CLUSTERS filter */
+    struct mp_str name;   /* PROTO_OP_SITES / PROTO_OP_CLUSTERS filter;
+                             PROTO_OP_LOGLEVEL: the level, "" to ask */
     struct proto_watch watch; /* PROTO_OP_WATCH; arrays in the zone */
 };
 

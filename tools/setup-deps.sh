@@ -10,7 +10,8 @@ set -eu
 RAFT_MIN=0.22.1
 BASE_PKGS="build-essential meson ninja-build pkg-config libuv1-dev libsodium-dev \
 libmsgpack-dev libcmocka-dev libmnl-dev libinih-dev iproute2 clang python3 \
-libclang-rt-14-dev libssh-dev openssh-server scdoc bash-completion"
+libclang-rt-14-dev libssh-dev openssh-server libsystemd-dev libmicrohttpd-dev \
+systemd scdoc bash-completion"
 # scdoc: the man pages (docs/man); bash-completion: where the CLI's
 # completion installs (its pkg-config file) and the completion test.
 # libclang-rt-14-dev: clang's sanitizer and libFuzzer runtimes, which
@@ -19,6 +20,9 @@ libclang-rt-14-dev libssh-dev openssh-server scdoc bash-completion"
 # its test runs a private sshd on loopback whose forced command is a fake
 # switch (tests/integration/test_ssh_switch.py); the system sshd the
 # package may enable is not used.
+# libsystemd-dev: sd_notify (Type=notify, watchdog) and the journald
+# priority prefixes; libmicrohttpd-dev: GET /metrics; systemd: the
+# install test checks the unit with systemd-analyze.
 # tests/netns boot user-mode Linux (with busybox for its init) where the
 # running kernel lacks 802.1Q VLAN devices or bridge VLAN filtering.
 NETNS_PKGS="user-mode-linux busybox-static"

@@ -15,6 +15,8 @@
 static int cmd_help(struct cli *c, int argc, char **argv);
 /* tools/cmd_keygen.c */
 int cmd_keygen(struct cli *c, int argc, char **argv);
+/* tools/cmd_log.c */
+int cmd_log_level(struct cli *c, int argc, char **argv);
 
 static const struct cli_command commands[] = {
     {"status", cmd_status, "[--local]",
@@ -28,6 +30,8 @@ static const struct cli_command commands[] = {
     {"keygen", cmd_keygen, "[--out PATH]",
      "new site key pair: PATH (0600) and PATH.pub; prints the public key",
      NULL},
+    {"log-level", cmd_log_level, "[debug|info|warn|error]",
+     "show or set the answering agent's log level until it restarts", NULL},
     {"help", cmd_help, "[COMMAND]", "show this help", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -143,6 +143,10 @@ class Agent:
         self.pool = pool
         self.peer = "127.0.0.1:%d" % free_port()
         self.api = "127.0.0.1:%d" % free_port()
+        # Each agent its own /metrics port (the default 127.0.0.1:9464
+        # would be taken by the first agent only).
+        self.metrics = "127.0.0.1:%d" % free_port()
+        self.environ = None  # the process environment; None: inherit
         self.data_dir = os.path.join(env.dir, name)
         self.log_path = os.path.join(env.dir, name + ".log")
         self.extra = list(extra)
@@ -154,7 +158,7 @@ class Agent:
         return [self.env.agent, "--site", self.name,
                 "--data-dir", self.data_dir, "--peer", self.peer,
                 "--api", self.api, "--bootstrap", self.bootstrap,
-                "--vlans", self.pool] + self.extra
+                "--vlans", self.pool, "--metrics", self.metrics] + self.extra
 
     def start(self):
         """Starts (or restarts, same data dir and ports) the agent."""
@@ -166,7 +170,8 @@ class Agent:
                     .encode())
             f.flush()
             p = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
-                                 stdout=f, stderr=subprocess.STDOUT)
+                                 stdout=f, stderr=subprocess.STDOUT,
+                                 env=self.environ)
         with _procs_lock:
             _procs.append(p)
         self.proc = p
