@@ -410,6 +410,19 @@ static const struct key keys[] = {
     {"log-level", "debug | info | warn | error (default info)", k_log_level},
     {"metrics", "IP:PORT for GET /metrics (Prometheus), or off (default "
                 "127.0.0.1:9464)", k_metrics},
+    {"role", "site | host (default site; host: no raft, applies its host's "
+             "state from the site agent)", config_k_role},
+    {"host", "host role: this hypervisor host's name", config_k_host},
+    {"site-agent", "host role: the site agent's API IP:PORT[,IP:PORT...]",
+     config_k_site_agent},
+    {"host-driver", "host role: driver, e.g. host:bridge=vc%u (default "
+                    "host)", config_k_host_driver},
+    {"host-agents", "yes if every host of this site runs a host agent whose "
+                    "report counts for readiness (default no)",
+     config_k_host_agents},
+    {"apply-deadline", "roll back a creation not applied everywhere in "
+                       "time, e.g. 60s, or off (default 5m)",
+     config_k_apply_deadline},
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -447,6 +460,7 @@ static void defaults(struct config *c)
     c->reconcile_interval_ms = 5000;
     c->demote_after_ms = 30000;
     c->log_level = LOG_INFO;
+    c->apply_deadline_ms = 300000;
     snprintf(c->metrics, sizeof c->metrics, "127.0.0.1:9464");
 }
 
@@ -705,6 +719,9 @@ static int check_keys(struct config *c, char *err, size_t len)
 
 static int check_required(struct config *c, char *err, size_t len)
 {
+    int role = config_role_check(c, err, len);
+    if (role != 0)
+        return role < 0 ? role : 0; /* a host role needs no site keys */
     const char *missing = !c->site[0]       ? "site"
                           : !c->data_dir[0] ? "data-dir"
                           : !c->peer[0]     ? "peer"
@@ -845,6 +862,7 @@ void config_print(const struct config *c, void *file)
     static const char *lv[] = {"debug", "info", "warn", "error"};
     fprintf(f, "log-level = %s\nmetrics = %s\n", lv[c->log_level],
             c->metrics);
+    config_role_print(c, f);
 }
 
 static bool is_live(const char *key)

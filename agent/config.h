@@ -24,6 +24,9 @@
 #define CONFIG_MEMBERS_MAX 16
 #define CONFIG_PEER_KEYS_MAX 16
 #define CONFIG_CLUSTER_ID_MAX 64 /* NUL included */
+#define CONFIG_SITE_AGENTS_MAX 8
+
+enum config_role { CONFIG_ROLE_SITE = 0, CONFIG_ROLE_HOST = 1 };
 
 /* A pinned site key (peer-keys): the Ed25519 public key of a site. */
 struct config_peer_key {
@@ -76,6 +79,16 @@ struct config {
     bool metrics_set;              /* given explicitly */
     char sources[2048]; /* files read, in order, ", "-separated */
     bool check_only; /* --check-config: validate, print, exit */
+    /* Roles (config_role.c). A host-role agent runs no raft: it watches
+     * its host's desired state at its site's agent and applies it. */
+    int role;                        /* enum config_role */
+    char host[VC_NAME_MAX + 1];      /* host role: this host's name */
+    char site_agents[CONFIG_SITE_AGENTS_MAX][VC_ADDR_MAX + 1];
+    unsigned nsite_agents;           /* host role: tried in turn */
+    char host_driver[512];           /* host role: default "host" */
+    bool host_agents;    /* site: hosts run agents; wait for their reports */
+    unsigned apply_deadline_ms; /* roll back creations not applied in time;
+                                   0: never */
 };
 
 /* Called by config_apply_live() for each key whose effective value
@@ -101,6 +114,22 @@ void config_print(const struct config *c, void *file);
  * VC_ENOMEM. */
 int config_apply_live(struct config *cur, const struct config *next,
                       config_change_fn fn, void *data);
+
+/* Keys of config_role.c: role, host, site-agent, host-driver,
+ * host-agents, apply-deadline. Each returns 0 or VC_EINVAL with errmsg. */
+int config_k_role(struct config *c, const char *v, char *e, size_t l);
+int config_k_host(struct config *c, const char *v, char *e, size_t l);
+int config_k_site_agent(struct config *c, const char *v, char *e, size_t l);
+int config_k_host_driver(struct config *c, const char *v, char *e, size_t l);
+int config_k_host_agents(struct config *c, const char *v, char *e, size_t l);
+int config_k_apply_deadline(struct config *c, const char *v, char *e,
+                            size_t l);
+/* Role-specific checks after loading: returns 1 if c is a host-role
+ * configuration that is complete (the site checks do not apply), 0 for a
+ * site role, VC_EINVAL with errmsg if a host role lacks a key. */
+int config_role_check(struct config *c, char *errmsg, size_t errlen);
+/* Writes the role keys as INI lines (config_print). */
+void config_role_print(const struct config *c, void *file);
 
 /* Parses "host:port" / "[v6]:port" into a sockaddr_storage. 0 or
  * VC_EINVAL. */
