@@ -63,6 +63,10 @@ on_exit() {
         done
     fi
     stop_all
+    # VC_E2E_LOGS=DIR keeps the agents' logs for a post-mortem.
+    if [ -n "${VC_E2E_LOGS:-}" ]; then
+        mkdir -p "$VC_E2E_LOGS" && cp "$TMPD"/*.log "$VC_E2E_LOGS"/
+    fi
     cleanup
     exit $rc
 }
@@ -253,6 +257,7 @@ ask() { at "$1" python3 "$TOOL" ask "$2" "who-is-$2-from-$1" 20; }
 
 # --- cluster B on sites 1, 3 (qinq) --------------------------------------
 out=$(vc cluster create B --sites s1,s3 --wait 2>&1)
+note "B ready $(echo "$out" | jq -r .waited_ms) ms after its creation"
 check "cluster B created and ready on s1,s3" test "$(echo "$out" | jq -r .ok)" = true ||
     echo "$out" | sed 's/^/  /'
 VB=$(show B | jq -r .vlan)
@@ -274,6 +279,7 @@ note "B is VLAN $VB; inventory taken"
 
 # --- cluster A on sites 1, 2 ---------------------------------------------
 out=$(vc cluster create A --sites s1,s2 --wait 2>&1)
+note "A ready $(echo "$out" | jq -r .waited_ms) ms after its creation"
 check "cluster A created and ready on s1,s2" test "$(echo "$out" | jq -r .ok)" = true ||
     echo "$out" | sed 's/^/  /'
 VA=$(show A | jq -r .vlan)

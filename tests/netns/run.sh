@@ -45,5 +45,7 @@ if ! command -v linux.uml >/dev/null && ! command -v linux >/dev/null; then
          "busybox-static (tools/setup-deps.sh) to run these tests in UML"
 fi
 echo "this kernel lacks:$missing; running in user-mode Linux"
-exec "$here/uml-run.sh" sh "$here/run.sh" "$script" "$drvctl" "$plain" \
+# The guest starts with a clean environment: pass what the scripts read.
+exec "$here/uml-run.sh" env "VC_E2E_LOGS=${VC_E2E_LOGS:-}" \
+    sh "$here/run.sh" "$script" "$drvctl" "$plain" \
     "$agent" "$agent_plain" "$cli" "$cli_plain"
