@@ -357,6 +357,8 @@ static void cluster_update_state(struct fsm_cluster *c)
     for (uint32_t i = 0; i < c->nslots; i++)
         if (c->slots[i].applied < c->slots[i].gen)
             c->state = FSM_PENDING;
+    if (c->state == FSM_READY)
+        c->settled = true;
 }
 
 static void cluster_delete(struct fsm *f, struct fsm_cluster *c)
@@ -880,6 +882,7 @@ static int cmd_cluster_create(struct fsm *f, const struct proto_cmd *c,
     f->live_clusters++;
     mp_str_copy(c->owner, cl->owner, sizeof cl->owner);
     cl->image = c->image;
+    cl->keep = c->keep;
     cl->vlan = (uint16_t)vlan;
     cl->created_ms = c->time_ms;
     cl->deadline_ms = c->time_ms + c->lease_ms;
@@ -1056,6 +1059,39 @@ static int cmd_lease_sweep(struct fsm *f, const struct proto_cmd *c,
     }
     r->gen = n;
     return ok(r, "%u expired cluster(s) released", n);
+}
+
+/* Releases a cluster whose creation was not applied at every site by
+ * created_ms + lease_ms (the proposer's apply-deadline), judged by the
+ * command's time alone: the leader proposes it, every replica decides
+ * the same. A cluster that became ready, is kept on failure or is
+ * already released is left alone (the proposal raced with its report). */
+static int cmd_cluster_rollback(struct fsm *f, const struct proto_cmd *c,
+                                struct proto_result *r)
+{
+    struct fsm_cluster *cl = active_cluster(f, c->name, r);
+    char name[VC_NAME_MAX + 1], sites[128] = "";
+    size_t len = 0;
+    if (!cl)
+        return 0;
+    if (cl->settled || cl->keep)
+        return fail(r, VC_ESTATE, "cluster %s %s; not rolled back", cl->name,
+                    cl->keep ? "is kept on failure" : "was applied everywhere");
+    if (c->time_ms < cl->created_ms ||
+        c->time_ms - cl->created_ms < c->lease_ms)
+        return fail(r, VC_ESTATE, "cluster %s: deadline not reached",
+                    cl->name);
+    for (uint32_t i = 0; i < cl->nslots && len < sizeof sites - 1; i++)
+        if (cl->slots[i].applied < cl->slots[i].gen)
+            len += (size_t)snprintf(sites + len, sizeof sites - len, "%s%s",
+                                    len ? "," : "",
+                                    f->sites[cl->slots[i].site].name);
+    snprintf(name, sizeof name, "%s", cl->name);
+    r->vlan = cl->vlan;
+    cluster_release(f, cl, false);
+    r->gen = cl->live ? cl->gen : 0;
+    return ok(r, "cluster %s rolled back: not applied at site %s within %llu s",
+              name, sites, (unsigned long long)(c->lease_ms / 1000));
 }
 
 /* --- attachments ------------------------------------------------------- */
@@ -1423,6 +1459,7 @@ static const cmd_fn handlers[PROTO_CMD_TYPE_MAX + 1] = {
     [PROTO_CMD_ATTACH] = cmd_attach,
     [PROTO_CMD_DETACH] = cmd_detach,
     [PROTO_CMD_APPLY_REPORT] = cmd_apply_report,
+    [PROTO_CMD_CLUSTER_ROLLBACK] = cmd_cluster_rollback,
 };
 
 int fsm_apply(struct fsm *f, const struct proto_cmd *cmd,

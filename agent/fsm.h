@@ -86,7 +86,9 @@ struct fsm_cluster {
     bool live;
     uint8_t image;
     uint8_t state; /* enum fsm_cluster_state */
+    bool keep;     /* keep on failure: never rolled back */
     uint16_t vlan;
+    bool settled;  /* was ready once: its creation was applied */
     uint32_t nslots;
     uint32_t natt;
     struct fsm_slot *slots;

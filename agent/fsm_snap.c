@@ -92,10 +92,21 @@ static int pack_hosts(msgpack_packer *pk, const struct fsm *f)
     return 0;
 }
 
+/* Cluster flags, an optional 11th field of the record (written only when
+ * some flag is set, so states without them keep their old bytes). */
+#define SNAP_KEEP 1u    /* keep on failure */
+#define SNAP_SETTLED 2u /* was ready once */
+
+static unsigned cluster_flags(const struct fsm_cluster *c)
+{
+    return (c->keep ? SNAP_KEEP : 0) | (c->settled ? SNAP_SETTLED : 0);
+}
+
 static void pack_cluster(msgpack_packer *pk, const struct fsm *f,
                          const struct fsm_cluster *c)
 {
-    msgpack_pack_array(pk, 10);
+    unsigned flags = cluster_flags(c);
+    msgpack_pack_array(pk, flags ? 11 : 10);
     mp_pack_cstr(pk, c->name);
     mp_pack_cstr(pk, c->owner);
     msgpack_pack_uint8(pk, c->image);
@@ -121,6 +132,8 @@ static void pack_cluster(msgpack_packer *pk, const struct fsm *f,
         mp_pack_cstr(pk, c->att[i].host);
         mp_pack_cstr(pk, c->att[i].iface);
     }
+    if (flags)
+        msgpack_pack_uint8(pk, (uint8_t)flags);
 }
 
 static int pack_clusters(msgpack_packer *pk, const struct fsm *f)
@@ -326,12 +339,14 @@ static int restore_cluster(struct fsm *f, const msgpack_object *o,
 {
     const msgpack_object *fl, *slots, *atts;
     uint32_t nf, ns, na;
-    uint64_t image, vlan, created, deadline, gen;
+    uint64_t image, vlan, created, deadline, gen, flags = 0;
     bool releasing;
     int rv;
     /* Create through the normal path with a one-site placeholder, then
      * overwrite with the recorded fields. */
-    if (mp_get_array(o, 10, 10, &fl, &nf) != 0 ||
+    if (mp_get_array(o, 10, 11, &fl, &nf) != 0 ||
+        (nf == 11 && (mp_get_uint(&fl[10], SNAP_KEEP | SNAP_SETTLED,
+                                  &flags) != 0 || flags == 0)) ||
         mp_get_str(&fl[0], VC_NAME_MAX, &cmd->name) != 0 ||
         mp_get_str(&fl[1], VC_NAME_MAX, &cmd->owner) != 0 ||
         mp_get_uint(&fl[2], IMAGE_USER, &image) != 0 ||
@@ -371,6 +386,8 @@ static int restore_cluster(struct fsm *f, const msgpack_object *o,
     c->deadline_ms = deadline;
     c->gen = gen;
     c->state = releasing ? FSM_RELEASING : FSM_PENDING;
+    c->keep = (flags & SNAP_KEEP) != 0;
+    c->settled = (flags & SNAP_SETTLED) != 0;
     uint32_t active = 0;
     for (uint32_t i = 0; i < ns; i++) {
         if ((rv = restore_slot(f, c, &slots[i], errmsg, errlen)) != 0)
@@ -390,6 +407,11 @@ static int restore_cluster(struct fsm *f, const msgpack_object *o,
         for (uint32_t i = 0; i < c->nslots; i++)
             if (c->slots[i].applied < c->slots[i].gen)
                 c->state = FSM_PENDING;
+        /* Records without flags predate them: a ready cluster settled. */
+        if (c->state == FSM_READY && nf == 10)
+            c->settled = true;
+        if (c->state == FSM_READY && !c->settled)
+            BAD("snapshot cluster %s: ready but not marked settled", name);
     }
     return 0;
 }

@@ -19,6 +19,7 @@
 #include "agent.h"
 #include "hostrole.h"
 #include "log.h"
+#include "rollback.h"
 #include "service.h"
 
 #define TICK_MS 50
@@ -248,6 +249,7 @@ static void tick_cb(uv_timer_t *t)
     members_tick(a, now);
     join_tick(a, now);
     reconcile_tick(&a->rec, now);
+    rollback_tick(a, now);
 }
 
 static void flush_cb(uv_check_t *h)

@@ -152,7 +152,8 @@ static void pack_cluster(msgpack_packer *pk, const struct fsm *f,
     uint32_t active = 0;
     for (uint32_t i = 0; i < c->nslots; i++)
         active += !c->slots[i].removing;
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 12);
+    kv_bool(pk, "keep_on_failure", c->keep);
     kv_str(pk, "name", c->name);
     kv_str(pk, "owner", c->owner);
     kv_str(pk, "image", proto_image_name(c->image));

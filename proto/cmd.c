@@ -9,13 +9,17 @@
  *   n name   s site   o owner   h host   i iface   a addr   t text
  *   p pool   u uplink v svlan   m managed   k image   l lease_ms
  *   g gen    f force  b ok      S sites
+ *   x keep on failure
  */
-#define TYPE(name, fields) {name, fields, sizeof fields - 1}
+#define TYPE(name, fields) {name, fields, sizeof fields - 1, sizeof fields - 1}
+/* The last fields optional (see proto_cmd_min_fields()). */
+#define TYPE_OPT(name, fields, min) {name, fields, sizeof fields - 1, min}
 
 static const struct {
     const char *name;
     const char *fields;
     uint8_t nfields; /* strlen(fields), for the per-command paths */
+    uint8_t min;     /* fields every body has; the rest may be left out */
 } types[PROTO_CMD_TYPE_MAX + 1] = {
     [PROTO_CMD_SITE_ADD] = TYPE("site-add", "npuvma"),
     [PROTO_CMD_SITE_UPDATE] = TYPE("site-update", "npuvma"),
@@ -25,7 +29,7 @@ static const struct {
     [PROTO_CMD_HOST_REMOVE] = TYPE("host-remove", "n"),
     [PROTO_CMD_SERVICE_ADD] = TYPE("service-add", "n"),
     [PROTO_CMD_SERVICE_REMOVE] = TYPE("service-remove", "n"),
-    [PROTO_CMD_CLUSTER_CREATE] = TYPE("cluster-create", "noklS"),
+    [PROTO_CMD_CLUSTER_CREATE] = TYPE_OPT("cluster-create", "noklSx", 5),
     [PROTO_CMD_CLUSTER_EXTEND] = TYPE("cluster-extend", "ns"),
     [PROTO_CMD_CLUSTER_SHRINK] = TYPE("cluster-shrink", "ns"),
     [PROTO_CMD_CLUSTER_RENEW] = TYPE("cluster-renew", "nl"),
@@ -34,6 +38,7 @@ static const struct {
     [PROTO_CMD_ATTACH] = TYPE("attach", "nhi"),
     [PROTO_CMD_DETACH] = TYPE("detach", "nhi"),
     [PROTO_CMD_APPLY_REPORT] = TYPE("apply-report", "nsgbt"),
+    [PROTO_CMD_CLUSTER_ROLLBACK] = TYPE("cluster-rollback", "nl"),
 };
 
 /* Longest lease: ten years, so deadlines never overflow. */
@@ -48,6 +53,11 @@ const char *proto_cmd_fields(int type)
 {
     return type >= 1 && type <= PROTO_CMD_TYPE_MAX ? types[type].fields
                                                    : NULL;
+}
+
+unsigned proto_cmd_min_fields(int type)
+{
+    return type >= 1 && type <= PROTO_CMD_TYPE_MAX ? types[type].min : 0;
 }
 
 void proto_cmd_init(struct proto_cmd *cmd, int type)
@@ -291,7 +301,7 @@ static int check_field(const struct proto_cmd *c, char f, char *errmsg,
         return 0;
     case 'S':
         return check_sites(c, errmsg, errlen);
-    default: /* g f b m: any value is fine */
+    default: /* g f b m x: any value is fine */
         return 0;
     }
 }
@@ -365,6 +375,7 @@ static void put_field(struct mp_buf *b, const struct proto_cmd *c, char f)
     case 'm': mp_put_bool(b, c->managed); break;
     case 'f': mp_put_bool(b, c->force); break;
     case 'b': mp_put_bool(b, c->ok); break;
+    case 'x': mp_put_bool(b, c->keep); break;
     case 'S':
         mp_put_array(b, c->nsites);
         for (uint32_t i = 0; i < c->nsites; i++)
@@ -373,17 +384,30 @@ static void put_field(struct mp_buf *b, const struct proto_cmd *c, char f)
     }
 }
 
+/* Fields written: all, or only the mandatory ones while every optional
+ * field is unset (so older readers read what they always read). */
+static unsigned fields_to_put(const struct proto_cmd *c)
+{
+    if (!proto_cmd_fields(c->type))
+        return 0;
+    unsigned n = types[c->type].nfields;
+    if (types[c->type].min == n)
+        return n;
+    return c->keep ? n : types[c->type].min;
+}
+
 static void put_cmd(struct mp_buf *b, const struct proto_cmd *c)
 {
     const char *fields = proto_cmd_fields(c->type);
+    unsigned n = fields_to_put(c);
     mp_put_array(b, 5);
     mp_put_uint(b, c->type);
     mp_put_str(b, c->req_id);
     mp_put_uint(b, c->time_ms);
     mp_put_str(b, c->origin);
-    mp_put_array(b, fields ? types[c->type].nfields : 0);
-    for (const char *f = fields; f && *f; f++)
-        put_field(b, c, *f);
+    mp_put_array(b, n);
+    for (unsigned i = 0; i < n; i++)
+        put_field(b, c, fields[i]);
 }
 
 void proto_cmd_pack(msgpack_packer *pk, const struct proto_cmd *c)
@@ -502,6 +526,7 @@ static int unpack_field(const msgpack_object *o, struct proto_cmd *c, char f)
     case 'm': return mp_get_bool(o, &c->managed);
     case 'f': return mp_get_bool(o, &c->force);
     case 'b': return mp_get_bool(o, &c->ok);
+    case 'x': return mp_get_bool(o, &c->keep);
     case 'S': return unpack_sites(o, c);
     }
     return VC_EMALFORMED;
@@ -524,7 +549,7 @@ int proto_cmd_unpack(const msgpack_object *o, struct proto_cmd *c,
     if (mp_get_str(&f[1], VC_REQID_MAX, &c->req_id) != 0 ||
         mp_get_u64(&f[2], &c->time_ms) != 0 ||
         mp_get_str(&f[3], VC_NAME_MAX, &c->origin) != 0 ||
-        mp_get_array(&f[4], types[type].nfields, types[type].nfields, &body,
+        mp_get_array(&f[4], types[type].min, types[type].nfields, &body,
                      &nbody) != 0) {
         snprintf(errmsg, errlen, "malformed %s command", proto_cmd_name(c->type));
         return VC_EMALFORMED;

@@ -47,7 +47,9 @@ enum proto_cmd_type {
     PROTO_CMD_ATTACH = 15,
     PROTO_CMD_DETACH = 16,
     PROTO_CMD_APPLY_REPORT = 17,
-    PROTO_CMD_TYPE_MAX = 17
+    PROTO_CMD_CLUSTER_ROLLBACK = 18, /* leader: creation not applied in
+                                        time (agent/rollback.c) */
+    PROTO_CMD_TYPE_MAX = 18
 };
 
 enum proto_uplink { UPLINK_XPONDER = 0, UPLINK_VPLS = 1, UPLINK_QINQ = 2 };
@@ -76,6 +78,7 @@ struct proto_cmd {
     bool managed;
     bool force;
     bool ok;
+    bool keep;          /* x: keep on failure (no rollback) */
     uint32_t nsites;
     struct mp_str sites[VC_SITES_MAX];
 };
@@ -92,6 +95,11 @@ const char *proto_cmd_name(int type);
 
 /* Field letters of the body of type, NULL for an unknown type. */
 const char *proto_cmd_fields(int type);
+
+/* How many leading fields a body of type must have: the rest are optional
+ * trailing fields added later (cluster-create's keep), written only when
+ * set so that older readers keep reading older commands. */
+unsigned proto_cmd_min_fields(int type);
 
 /* Resets every field of cmd (strings to "", numbers to 0). */
 void proto_cmd_init(struct proto_cmd *cmd, int type);

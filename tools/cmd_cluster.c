@@ -34,6 +34,7 @@ static const struct render_field cluster_fields[] = {
     {"image", "image", RENDER_ANY, RENDER_LINE, NULL},
     {"sites", "sites", RENDER_LIST, BOTH, NULL},
     {"gen", "generation", RENDER_ANY, RENDER_LINE, NULL},
+    {"keep_on_failure", "keep on failure", RENDER_BOOL, RENDER_LINE, NULL},
     {"created_ms", "created", RENDER_TIME, RENDER_LINE, NULL},
     {"deadline_ms", "lease left", RENDER_LEFT, BOTH, NULL},
     {"deadline_ms", "lease ends", RENDER_TIME, RENDER_LINE | RENDER_ALIAS,
@@ -158,12 +159,13 @@ static int cluster_create(struct cli *c, int argc, char **argv)
 {
     const char *sites = NULL, *owner = NULL, *image = "certified",
                *lease = "24h";
-    bool wait = false;
+    bool wait = false, keep = false;
     const struct cli_opt opts[] = {{"sites", &sites, NULL},
                                    {"owner", &owner, NULL},
                                    {"image", &image, NULL},
                                    {"lease", &lease, NULL},
                                    {"wait", NULL, &wait},
+                                   {"keep-on-failure", NULL, &keep},
                                    {NULL, NULL, NULL}};
     struct proto_cmd cmd;
     int status, k;
@@ -178,6 +180,7 @@ static int cluster_create(struct cli *c, int argc, char **argv)
                          image);
     cmd.image = (uint8_t)k;
     cmd.owner = mp_cstr(owner ? owner : default_owner());
+    cmd.keep = keep;
     return wait ? create_and_wait(c, &cmd) : submit(c, &cmd, true);
 }
 
@@ -266,10 +269,10 @@ static int cluster_detach(struct cli *c, int argc, char **argv)
 const struct cli_command cmd_cluster_commands[] = {
     {"create", cluster_create,
      "NAME --sites A,B,... [--owner U] [--image certified|user] "
-     "[--lease D] [--wait]",
+     "[--lease D] [--wait] [--keep-on-failure]",
      "create a cluster on a VLAN free at every listed site (lease 24h, "
      "owner $SUDO_USER or $USER); --wait until it is applied everywhere "
-     "(--timeout bounds the wait)",
+     "(--timeout bounds the wait); --keep-on-failure: never roll it back",
      NULL},
     {"list", cluster_list, "",
      "list clusters: VLAN, state, owner, sites, "

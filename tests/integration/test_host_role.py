@@ -9,7 +9,9 @@ agent per site (role = host, dryrun host driver) watching its host's state.
 - host results aggregate into the site's apply report: a host whose driver
   fails (injected) makes its site "failed" with the host's error, and the
   cluster is ready only once that host applied;
-- create --wait waits for ready;
+- create --wait waits for ready; a creation that cannot be applied (a
+  failing service host) is rolled back after the deadline, unless created
+  with --keep-on-failure;
 - a restarted site agent resumes its host agents' streams (insync);
 - release: each host removes what it carried before the cluster is gone.
 """
@@ -149,7 +151,35 @@ def test(env):
     wait_log(h1, r"applied for version \d+ \(0 VLANs\)", start=mark)
     wait_state(c, "a", "ready")
 
+    # --- rollback after the deadline, unless kept on failure ----------
+    r = c.cli(0, "host", "service", "h2", "on")
+    vc.check(r.rc == 0, "service on: %r", r)
+    h2.restart(FAILING)
+    r = c.cli(0, "cluster", "create", "r", "--sites", "brno,praha", "--wait",
+              timeout="40s")
+    vc.check(r.rc == 1 and "gone" in r.message,
+             "create --wait of an unappliable cluster should end when it is "
+             "rolled back: %r", r)
+    vc.check(show(c, "r") is None, "r still exists after its rollback")
+    leader = c.wait_leader()
+    vc.check("cluster r rolled back: not applied at site praha within 6 s"
+             in c[leader].log_text(), "the leader should log the rollback")
+
+    r = c.cli(0, "cluster", "create", "k", "--sites", "brno,praha",
+              "--keep-on-failure", "--wait", timeout="12s")
+    vc.check(r.rc == 4, "create --wait should time out (exit 4): %r", r)
+    d = show(c, "k")
+    vc.check(d is not None and d["state"] == "pending" and
+             d["keep_on_failure"] is True,
+             "k must be kept, pending, past the deadline: %r", d)
+    vc.check("host h2" in site_status(d, "praha")["error"],
+             "k's praha error should name host h2: %r", d)
+
     # --- a restarted site agent resumes its host's stream ------------
+    r = c.cli(0, "host", "service", "h2", "off")
+    vc.check(r.rc == 0, "service off: %r", r)
+    h2.restart(GOOD)
+    wait_state(c, "k", "ready")
     mark = len(h1.log_text())
     brno.signal(signal.SIGTERM)
     vc.check(brno.wait_exit(20) is not None, "brno did not stop")
@@ -159,9 +189,11 @@ def test(env):
 
     # --- release: hosts remove what they carried ----------------------
     mark2 = len(h2.log_text())
-    r = c.cli(0, "cluster", "release", "a", timeout="10s")
-    vc.check(r.rc == 0, "release a: %r", r)
-    vc.wait_until(lambda: show(c, "a") is None, 30, "a gone")
+    for name in ("a", "k"):
+        r = c.cli(0, "cluster", "release", name, timeout="10s")
+        vc.check(r.rc == 0, "release %s: %r", name, r)
+    vc.wait_until(lambda: show(c, "a") is None and show(c, "k") is None, 30,
+                  "a and k gone")
     log2 = h2.log_since(mark2)
     vc.check(re.search(r"link set vc%d group \d+" % vlan, log2) and
              re.search(r"link del group \d+", log2),

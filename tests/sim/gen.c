@@ -120,6 +120,9 @@ static void gen_create(struct rng *r, struct proto_cmd *c)
     c->owner = mp_cstr(PICK(r, owners));
     c->image = (uint8_t)rng_below(r, 2);
     c->lease_ms = PICK(r, leases);
+    /* Some creations are kept on failure; derived from drawn values, so
+     * the random stream stays what it was before the flag existed. */
+    c->keep = c->image == IMAGE_USER && c->lease_ms == leases[0];
     while (c->nsites < want) {
         struct mp_str s = mp_cstr(PICK(r, gen_site_names));
         bool dup = false;
@@ -206,6 +209,10 @@ void gen_cmd(struct rng *r, const struct fsm *ref, int type,
         break;
     case PROTO_CMD_APPLY_REPORT:
         gen_report(r, ref, c);
+        break;
+    case PROTO_CMD_CLUSTER_ROLLBACK:
+        c->name = mp_cstr(some_cluster(r, ref));
+        c->lease_ms = PICK(r, leases);
         break;
     }
 }
