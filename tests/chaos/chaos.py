@@ -184,6 +184,9 @@ class Proxy:
         return line
 
 
+_mounts = []  # every Tmpfs mounted, for the cleanup
+
+
 class Tmpfs:
     """A small tmpfs for one agent's data dir; unmounted by PID-safe cleanup
     (atexit and the test's finally), lazily if still busy."""
@@ -198,6 +201,7 @@ class Tmpfs:
                    r.stderr.decode().strip())
             return
         self.mounted = True
+        _mounts.append(self)
         atexit.register(self.umount)
         self.filler = os.path.join(path, "filler")
 
@@ -974,22 +978,21 @@ def main():
     sys.argv = [sys.argv[0], args.agent, args.cli]
     vc.log("chaos seed %d (replay: VC_CHAOS_SEED=%d)", args.seed, args.seed)
     run = Run(None, args)
-    tmpfs = []
 
     def test(env):
         run.env = env
         try:
             run.go()
         finally:
+            # Before vc.main removes the temp dir: the tmpfs lives in it.
             vc.kill_all()
-            if getattr(run, "tmpfs", None):
-                run.tmpfs.umount()
+            for m in _mounts:
+                m.umount()
 
     signal.signal(signal.SIGINT, lambda *_: (_ for _ in ()).throw(
         SystemExit("interrupted")))
     signal.signal(signal.SIGHUP, lambda *_: (_ for _ in ()).throw(
         SystemExit("hangup")))
-    del tmpfs
     vc.main(test)
 
 
