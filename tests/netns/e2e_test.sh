@@ -33,7 +33,7 @@ for t in jq python3; do
 done
 TOOL=$(dirname "$LIB")/e2e_tool.py
 T0=$(date +%s)
-DEADLINE=20s # apply-deadline of the site agents
+DEADLINE=10s # apply-deadline of the site agents
 SITES="1 2 3"
 HOSTS="h11 h12 h21 h22 h31 h32"
 PIDS=""
@@ -208,8 +208,12 @@ site_field() {
     show "$1" | jq -r --arg s "$2" --arg f "$3" \
         '.status[] | select(.site == $s) | .[$f] // ""' 2>/dev/null
 }
+# ready NAME SECONDS: cluster wait (the agents say when it is ready)
+ready() { at mgmt "$CLI" --json --api $APIS --timeout "$2s" cluster wait "$1" \
+    >/dev/null 2>&1; }
 state_is() { [ "$(show "$1" | jq -r .state 2>/dev/null)" = "$2" ]; }
 gone() { ! vc cluster show "$1" >/dev/null 2>&1; }
+all_gone() { for c in "$@"; do gone "$c" || return 1; done; }
 sites_in() { [ "$(vc site list 2>/dev/null | jq length)" = 3 ]; }
 
 wait_for "3 site agents elected a leader and registered their sites" 60 \
@@ -255,6 +259,8 @@ carries() { vids "$1" "$2" | tr ' ' '\n' | grep -qx "$3"; }
 # ask VM IP: who answers at IP:7007 from VM ("none" if nobody)
 ask() { at "$1" python3 "$TOOL" ask "$2" "who-is-$2-from-$1" 20; }
 
+empty=$(inv) # (sw3's S-VLAN device vcq300 is there from the start)
+
 # --- cluster B on sites 1, 3 (qinq) --------------------------------------
 out=$(vc cluster create B --sites s1,s3 --wait 2>&1)
 note "B ready $(echo "$out" | jq -r .waited_ms) ms after its creation"
@@ -266,7 +272,7 @@ for x in "h11 tb1" "h31 tb2"; do
     out=$(vc cluster attach B --host $1 --iface $2 2>&1) ||
         bad "attach B $1 $2: $out"
 done
-wait_for "B ready with its VMs attached" 30 state_is B ready
+check "B ready with its VMs attached" ready B 30
 wait_for "tb1 in vc$VB on h11 (host agent)" 15 \
     test "$(master_of h11 tb1)" = vc$VB
 wait_for "tb2 in vc$VB on h31 (host agent)" 15 \
@@ -289,7 +295,7 @@ for x in "h11 ta1" "h21 ta2"; do
     out=$(vc cluster attach A --host $1 --iface $2 2>&1) ||
         bad "attach A $1 $2: $out"
 done
-wait_for "A ready with its VMs attached" 30 state_is A ready
+check "A ready with its VMs attached" ready A 30
 wait_for "ta1 in vc$VA on h11" 15 test "$(master_of h11 ta1)" = vc$VA
 wait_for "ta2 in vc$VA on h21" 15 test "$(master_of h21 ta2)" = vc$VA
 check "h11: eth1.$VA marked with A" has "$(alias_of h11 eth1.$VA)" \
@@ -330,11 +336,11 @@ out=$(vc cluster attach A --host h32 --iface ta2 2>&1) ||
     bad "attach A h32 ta2: $out"
 out=$(vc cluster detach A --host h21 --iface ta2 2>&1) ||
     bad "detach A h21 ta2: $out"
-wait_for "A ready again on s1,s2,s3" 30 state_is A ready
+check "A ready again on s1,s2,s3" ready A 30
 wait_for "ta2 in vc$VA on h32" 15 test "$(master_of h32 ta2)" = vc$VA
 # The VM announces itself once it runs at its new place, as QEMU does
 # after a migration, so the bridges on the way learn where it went.
-at a2 busybox arping -U -c 1 -I eth0 10.99.0.2 >/dev/null 2>&1
+at a2 python3 "$TOOL" announce 10.99.0.2
 check "sw3: vcq300 now carries A's VLAN too" carries sw3 vcq300 $VA
 wait_for "h21 removed A's bridge (no VM of A left there)" 15 \
     sh -c "! ip netns exec $(ns h21) ip link show vc$VA"
@@ -383,12 +389,11 @@ wait_for "hosts took A's bridges down" 15 sh -c \
     "! ip netns exec $(ns h11) ip link show vc$VA &&
      ! ip netns exec $(ns h32) ip link show vc$VA"
 after=$(inv)
-expect_eq "release A: hosts, switches and core exactly as before A" \
-    "$before" "$after"
-[ "$before" = "$after" ] ||
-    diff "$(printf '%s\n' "$before" > "$TMPD/i1"; echo "$TMPD/i1")" \
-        "$(printf '%s\n' "$after" > "$TMPD/i2"; echo "$TMPD/i2")" |
-        sed 's/^/  /'
+check "release A: hosts, switches and core exactly as before A" \
+    test "$before" = "$after"
+[ "$before" = "$after" ] || { printf '%s\n' "$before" > "$TMPD/i1"
+    printf '%s\n' "$after" > "$TMPD/i2"
+    diff "$TMPD/i1" "$TMPD/i2" | sed 's/^/  /'; }
 check_not "no link anywhere marked with cluster A" has "$after" 'cluster=A:'
 expect_eq "taps of A left alone, out of any bridge" ":" \
     "$(master_of h11 ta1):$(master_of h32 ta2)"
@@ -411,7 +416,7 @@ out=$(vc cluster create F --sites s1,s2 2>&1) || bad "create F: $out"
 wait_for "F: s2's status shows the switch error" 20 failed_on_up0 F
 echo "  s2: $(site_field F s2 error)"
 rename_sw2 up0off up0
-wait_for "F: s2 retried and applied once the switch works" 30 state_is F ready
+check "F: s2 retried and applied once the switch works" ready F 30
 check "sw2: uplink carries F's VLAN" carries sw2 up0 "$(show F | jq -r .vlan)"
 
 rename_sw2 up0 up0off
@@ -424,5 +429,18 @@ rename_sw2 up0off up0
 wait_for "G gone once s2 applied the removal" 60 gone G
 check "F unaffected" state_is F ready
 note "switch failure checked"
+
+# --- release everything: back to the empty inventory ---------------------
+for c in B F; do
+    out=$(vc cluster release $c 2>&1) || bad "release $c: $out"
+done
+wait_for "B and F released" 30 all_gone B F
+after=$(inv)
+check "all released: hosts, switches and core as before any cluster" \
+    test "$empty" = "$after"
+[ "$empty" = "$after" ] || { printf '%s\n' "$empty" > "$TMPD/i0"
+    printf '%s\n' "$after" > "$TMPD/i3"
+    diff "$TMPD/i0" "$TMPD/i3" | sed 's/^/  /'; }
+note "all released"
 
 finish

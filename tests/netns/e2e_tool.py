@@ -6,6 +6,9 @@
     e2e_tool.py ask IP QUESTION TRIES
         asks IP:7007 up to TRIES times (0.5 s each) and prints the first
         answer's name, or "none". A bounded wait, not a timed assertion.
+    e2e_tool.py announce IP
+        one gratuitous ARP for IP from eth0, as QEMU announces a VM after
+        a migration, so that bridges learn where its MAC went.
     e2e_tool.py sniff STOPFILE NS,MINE,OTHER,OTHERTAG...
         one AF_PACKET socket on eth0 of each namespace NS (/run/netns/NS):
         counts the frames received from the VM's own cluster (source MAC
@@ -47,6 +50,16 @@ def ask(ip, question, tries):
             # timeout, or no route / unreachable while the path comes up
             time.sleep(0.2)
     print("none")
+
+
+def announce(ip):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind(("eth0", 0))
+    mac = s.getsockname()[4]
+    addr = socket.inet_aton(ip)
+    arp = (b"\x00\x01\x08\x00\x06\x04\x00\x01" + mac + addr +
+           b"\x00" * 6 + addr)
+    s.send(b"\xff" * 6 + mac + b"\x08\x06" + arp)
 
 
 def hexmac(b):
@@ -100,6 +113,8 @@ def main():
         echo(sys.argv[2])
     elif cmd == "ask":
         ask(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif cmd == "announce":
+        announce(sys.argv[2])
     elif cmd == "sniff":
         sniff(sys.argv[2], sys.argv[3:])
     else:
