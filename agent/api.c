@@ -21,6 +21,7 @@
 
 #include "../proto/err.h"
 #include "agent.h"
+#include "view_audit.h"
 #include "log.h"
 #include "metrics.h"
 #include "service.h"
@@ -258,6 +259,12 @@ static void pack_local(msgpack_packer *pk, void *ctx)
         view_clusters(pk, &l->a->fsm, name[0] ? name : NULL);
 }
 
+static void pack_audit(msgpack_packer *pk, void *ctx)
+{
+    struct local_read *l = ctx;
+    view_audit(pk, &l->a->fsm, &l->req->audit);
+}
+
 /* Returns the code answered. */
 static int serve_stale(struct conn *c, const struct proto_request *req)
 {
@@ -309,6 +316,10 @@ static void dispatch(struct conn *c, const struct proto_request *req)
         return;
     case PROTO_OP_WATCH:
         watch_on_request(a->rec.watch, c, req);
+        return;
+    case PROTO_OP_AUDIT: /* this replica's trail: every site holds it */
+        api_reply(c, req->seq, 0, "", pack_audit, &(struct local_read){a, req});
+        answered(req, 0, t0);
         return;
     case PROTO_OP_SITES:
     case PROTO_OP_CLUSTERS:

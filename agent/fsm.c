@@ -92,6 +92,7 @@ void fsm_close(struct fsm *f)
     map_close(&f->host_map);
     map_close(&f->cluster_map);
     map_close(&f->dd_map);
+    fsm_audit_close(&f->audit);
     memset(f, 0, sizeof *f);
 }
 
@@ -1481,6 +1482,8 @@ int fsm_apply(struct fsm *f, const struct proto_cmd *cmd,
     if (rv != 0)
         return rv;
     f->applied++;
+    if ((rv = fsm_audit_record(&f->audit, cmd, r)) != 0)
+        return rv; /* out of memory, like the handlers */
     if (cmd->req_id.n)
         return dedupe_put(f, cmd->req_id, hash, r);
     return 0;

@@ -23,13 +23,14 @@
 #include "../proto/cmd.h"
 #include "../proto/mp.h"
 #include "../proto/vlanset.h"
+#include "fsm_audit.h"
 #include "map.h"
 
 #define FSM_HOSTS_MAX 65536
 #define FSM_CLUSTERS_MAX 65536
 #define FSM_ATTACH_MAX 1024   /* per cluster */
 #define FSM_DEDUPE_MAX 100000 /* remembered request ids (FIFO) */
-#define FSM_SNAPSHOT_VERSION 1
+#define FSM_SNAPSHOT_VERSION 2 /* 2: audit trail; 1 still read */
 #define FSM_DD_GENS 3
 /* Rounded up: the full generations must hold the whole window. */
 #define FSM_DD_GEN_IDS \
@@ -147,6 +148,8 @@ struct fsm {
      * snapshots, rebuilt by restore. */
     uint64_t *dd_filter; /* FSM_DD_GENS * FSM_DD_FILTER_WORDS */
     uint32_t dd_gen, dd_gen_ids; /* generation filling; ids put in it */
+
+    struct fsm_audit audit; /* the last changes (fsm_audit.c) */
 
     uint64_t applied; /* commands applied, for diagnostics */
 };

@@ -170,13 +170,14 @@ int fsm_snapshot(const struct fsm *f, struct mp_buf *out)
 {
     msgpack_packer pk;
     mp_packer_init(&pk, out);
-    msgpack_pack_array(&pk, 6);
+    msgpack_pack_array(&pk, 7);
     msgpack_pack_uint8(&pk, FSM_SNAPSHOT_VERSION);
     msgpack_pack_uint32(&pk, f->next_site_id);
     pack_sites(&pk, f);
     if (pack_hosts(&pk, f) != 0 || pack_clusters(&pk, f) != 0)
         return VC_ENOMEM;
     pack_dedupe(&pk, f);
+    fsm_audit_pack(&pk, &f->audit);
     return out->oom ? VC_ENOMEM : 0;
 }
 
@@ -480,12 +481,14 @@ int fsm_restore(struct fsm *f, const void *data, size_t len, char *errmsg,
         goto out;
     }
     rv = VC_EMALFORMED;
-    if (mp_get_array(&root, 6, 6, &top, &ntop) != 0 ||
+    if (mp_get_array(&root, 6, 7, &top, &ntop) != 0 ||
         mp_get_u64(&top[0], &version) != 0) {
-        snprintf(errmsg, errlen, "snapshot is not a 6-element array");
+        snprintf(errmsg, errlen, "snapshot is not a 6- or 7-element array");
         goto out;
     }
-    if (version != FSM_SNAPSHOT_VERSION) {
+    /* Version 1 (no audit trail) is still read: version v has 5 + v
+     * parts. */
+    if (version < 1 || version > FSM_SNAPSHOT_VERSION || ntop != 5 + version) {
         snprintf(errmsg, errlen, "snapshot format version %llu (this build "
                  "reads %d)", (unsigned long long)version,
                  FSM_SNAPSHOT_VERSION);
@@ -510,6 +513,12 @@ int fsm_restore(struct fsm *f, const void *data, size_t len, char *errmsg,
         if ((rv = restore_cluster(&fresh, &cl[i], cmd, errmsg, errlen)) != 0)
             goto out;
     if ((rv = restore_dedupe(&fresh, &top[5], errmsg, errlen)) != 0)
+        goto out;
+    /* The replays above recorded their commands: the trail is the
+     * snapshot's (empty before version 2). */
+    fsm_audit_close(&fresh.audit);
+    if (version > 1 &&
+        (rv = fsm_audit_restore(&fresh.audit, &top[6], errmsg, errlen)) != 0)
         goto out;
     if (next_id < fresh.next_site_id) {
         snprintf(errmsg, errlen, "snapshot: next site id %llu is taken",

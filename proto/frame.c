@@ -79,6 +79,13 @@ int proto_request_encode(const struct proto_request *req, struct mp_buf *out,
             return VC_EINVAL;
         }
     }
+    if (req->op == PROTO_OP_AUDIT &&
+        (req->audit.limit < 1 || req->audit.limit > PROTO_AUDIT_LIMIT_MAX ||
+         req->audit.name.n > VC_NAME_MAX)) {
+        snprintf(errmsg, errlen, "audit: limit 1..%d, name at most %d bytes",
+                 PROTO_AUDIT_LIMIT_MAX, VC_NAME_MAX);
+        return VC_EINVAL;
+    }
     if (req->op == PROTO_OP_JOIN && (req->cmd.type != PROTO_CMD_SITE_ADD ||
                                      req->peer.n == 0 ||
                                      req->peer.n > VC_ADDR_MAX)) {
@@ -109,6 +116,13 @@ int proto_request_encode(const struct proto_request *req, struct mp_buf *out,
     case PROTO_OP_WATCH:
         proto_watch_pack(&pk, &req->watch);
         break;
+    case PROTO_OP_AUDIT:
+        msgpack_pack_array(&pk, 4);
+        mp_pack_str(&pk, req->audit.name.p ? req->audit.name : mp_cstr(""));
+        msgpack_pack_uint64(&pk, req->audit.since_ms);
+        msgpack_pack_uint64(&pk, req->audit.after_seq);
+        msgpack_pack_uint32(&pk, req->audit.limit);
+        break;
     default:
         msgpack_pack_nil(&pk);
     }
@@ -116,6 +130,26 @@ int proto_request_encode(const struct proto_request *req, struct mp_buf *out,
     if (rv != 0)
         snprintf(errmsg, errlen, "%s", vc_strerror(rv));
     return rv;
+}
+
+/* [name, since_ms, after_seq, limit] of PROTO_OP_AUDIT. */
+static int audit_unpack(const msgpack_object *o, struct proto_audit_query *q,
+                        char *errmsg, size_t errlen)
+{
+    const msgpack_object *f;
+    uint32_t n;
+    uint64_t limit;
+    if (mp_get_array(o, 4, 4, &f, &n) != 0 ||
+        mp_get_str(&f[0], VC_NAME_MAX, &q->name) != 0 ||
+        mp_get_u64(&f[1], &q->since_ms) != 0 ||
+        mp_get_u64(&f[2], &q->after_seq) != 0 ||
+        mp_get_uint(&f[3], PROTO_AUDIT_LIMIT_MAX, &limit) != 0 || limit == 0) {
+        snprintf(errmsg, errlen, "malformed audit query: [name, since_ms, "
+                 "after_seq, limit 1..%d]", PROTO_AUDIT_LIMIT_MAX);
+        return VC_EMALFORMED;
+    }
+    q->limit = (uint32_t)limit;
+    return 0;
 }
 
 int proto_request_decode(const void *data, size_t len, msgpack_zone *zone,
@@ -194,6 +228,8 @@ int proto_request_decode(const void *data, size_t len, msgpack_zone *zone,
             return VC_EMALFORMED;
         }
         return 0;
+    case PROTO_OP_AUDIT:
+        return audit_unpack(&f[5], &req->audit, errmsg, errlen);
     case PROTO_OP_LOGLEVEL:
         if (mp_get_str(&f[5], PROTO_LEVEL_MAX, &req->name) != 0) {
             snprintf(errmsg, errlen, "malformed log level");

@@ -35,7 +35,21 @@ enum proto_op {
                               payloads: snapshot, update, insync */
     PROTO_OP_LOGLEVEL = 8, /* body: "debug".."error", or "" to ask;
                               payload: {level, previous} (this agent) */
-    PROTO_OP_MAX = 8
+    /* 9: reserved. */
+    PROTO_OP_AUDIT = 10,   /* body: audit query [name, since_ms, after_seq,
+                              limit]; payload: audit page (agent's own
+                              replica) */
+    PROTO_OP_MAX = 10
+};
+
+/* PROTO_OP_AUDIT: which entries of the replicated audit trail
+ * (agent/fsm_audit.h), oldest first. */
+#define PROTO_AUDIT_LIMIT_MAX 10000 /* entries per answer */
+struct proto_audit_query {
+    struct mp_str name; /* only commands about this cluster/site/host, or "" */
+    uint64_t since_ms;  /* only commands at or after this time, or 0 */
+    uint64_t after_seq; /* only entries with a larger seq (paging), or 0 */
+    uint32_t limit;     /* at most this many, 1..PROTO_AUDIT_LIMIT_MAX */
 };
 
 enum proto_flag {
@@ -53,6 +67,7 @@ struct proto_request {
     struct mp_str name;   /* PROTO_OP_SITES / PROTO_OP_CLUSTERS filter;
                              PROTO_OP_LOGLEVEL: the level, "" to ask */
     struct proto_watch watch; /* PROTO_OP_WATCH; arrays in the zone */
+    struct proto_audit_query audit; /* PROTO_OP_AUDIT */
 };
 
 struct proto_response {

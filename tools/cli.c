@@ -100,6 +100,8 @@ int cli_usage(struct cli *c, const char *fmt, ...)
     va_start(ap, fmt);
     report(c, VC_EINVAL, CLI_EXIT_USAGE, fmt, ap);
     va_end(ap);
+    if (c->quiet)
+        return CLI_EXIT_USAGE;
     if (c->usage)
         fprintf(stderr, "usage: virtcloud %s\n", c->usage);
     fprintf(stderr, "Run 'virtcloud help' for all commands and options.\n");
@@ -400,6 +402,25 @@ int cli_read(struct cli *c, uint8_t op, const char *name,
     req.flags = c->stale ? PROTO_FLAG_STALE : 0;
     req.name = mp_cstr(name ? name : "");
     int status = call(c, &req, r, false);
+    if (status != 0)
+        return status;
+    if (r->resp.code != 0)
+        return request_failed(c, r->resp.code, false,
+                              msg_or_empty(&r->resp, msg, sizeof msg), true,
+                              false);
+    return 0;
+}
+
+int cli_read_req(struct cli *c, struct proto_request *req,
+                 struct client_response *r)
+{
+    char msg[4097];
+    client_response_init(r);
+    if (c->req_id)
+        return cli_usage(c, "--request-id applies to commands that change "
+                            "something");
+    req->flags |= c->stale ? PROTO_FLAG_STALE : 0;
+    int status = call(c, req, r, false);
     if (status != 0)
         return status;
     if (r->resp.code != 0)

@@ -114,6 +114,11 @@ int cli_parse_duration(const char *s, uint64_t *ms);
 int cli_read(struct cli *c, uint8_t op, const char *name,
              struct client_response *r);
 
+/* cli_read() for a request the caller built (op, body): the same checks,
+ * --stale, signing and reporting (none with c->quiet). */
+int cli_read_req(struct cli *c, struct proto_request *req,
+                 struct client_response *r);
+
 /* Validates cmd (usage error if it does not), stamps it with the request
  * id and the time, and submits it. On success returns 0 with res holding
  * the committed result; else reports and returns the exit status. */

@@ -35,23 +35,27 @@ struct wait {
     int code;             /* last read failure, 0 */
 };
 
-/* A read that reports nothing: the wait decides what to say. */
+/* A read that reports nothing (the wait decides what to say), through
+ * cli_read_req() so that it is signed like every request of the CLI.
+ * Returns 0 or the failure's code with its message in errmsg. */
 static int quiet_read(struct cli *c, uint8_t op, const char *name,
                       uint32_t budget_ms, struct client_response *r,
                       char *errmsg)
 {
     struct proto_request req = {.op = op};
-    req.flags = c->stale ? PROTO_FLAG_STALE : 0;
+    uint32_t saved = c->timeout_ms;
+    bool was_quiet = c->quiet;
     req.name = mp_cstr(name ? name : "");
-    req.timeout_ms = budget_ms > 1000 ? budget_ms - 500 : budget_ms;
-    int rv = client_request(c->api, &req, budget_ms, r, errmsg, ERRLEN);
-    if (rv == 0 && r->resp.code != 0) {
-        rv = r->resp.code;
-        mp_str_copy(r->resp.msg, errmsg, ERRLEN);
-        if (!*errmsg)
-            snprintf(errmsg, ERRLEN, "%s", vc_strerror(rv));
-    }
-    return rv;
+    c->timeout_ms = budget_ms;
+    c->quiet = true;
+    c->last_code = 0;
+    int status = cli_read_req(c, &req, r);
+    c->timeout_ms = saved;
+    c->quiet = was_quiet;
+    if (status == 0)
+        return 0;
+    snprintf(errmsg, ERRLEN, "%.500s", c->last_error);
+    return c->last_code ? c->last_code : VC_EUNAVAILABLE;
 }
 
 static bool str_is(const msgpack_object *o, const char *s)
@@ -311,5 +315,6 @@ int cmd_cluster_wait(struct cli *c, int argc, char **argv)
         return cli_usage(c, "\"%s\" is not a valid cluster name", pos[0]);
     if (pos[0])
         cli_what(c, "cluster wait %s", pos[0]);
+    c->req_id = NULL; /* create --wait: the id was the create's */
     return wait_loop(c, &w);
 }

@@ -17,6 +17,8 @@ static int cmd_help(struct cli *c, int argc, char **argv);
 int cmd_keygen(struct cli *c, int argc, char **argv);
 /* tools/cmd_log.c */
 int cmd_log_level(struct cli *c, int argc, char **argv);
+/* tools/cmd_audit.c */
+int cmd_audit(struct cli *c, int argc, char **argv);
 
 static const struct cli_command commands[] = {
     {"status", cmd_status, "[--local]",
@@ -29,6 +31,10 @@ static const struct cli_command commands[] = {
      cmd_host_commands},
     {"keygen", cmd_keygen, "[--out PATH]",
      "new site key pair: PATH (0600) and PATH.pub; prints the public key",
+     NULL},
+    {"audit", cmd_audit, "[--cluster NAME] [--since T] [--limit N]",
+     "the replicated history of changes: who asked, when, the request id "
+     "and the result (the asked agent's replica)",
      NULL},
     {"log-level", cmd_log_level, "[debug|info|warn|error]",
      "show or set the answering agent's log level until it restarts", NULL},

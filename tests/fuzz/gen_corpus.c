@@ -157,6 +157,15 @@ static void requests(void)
         req.name = mp_cstr(reads[i].filter);
         request(reads[i].name, &req);
     }
+    /* Audit queries: everything in pages, and one cluster since a time. */
+    memset(&req, 0, sizeof req);
+    req.seq = 1100;
+    req.op = PROTO_OP_AUDIT;
+    req.audit = (struct proto_audit_query){mp_cstr(""), 0, 0, 1000};
+    request("audit", &req);
+    req.audit = (struct proto_audit_query){mp_cstr("c1"), 1795000000000ull,
+                                           41, PROTO_AUDIT_LIMIT_MAX};
+    request("audit-c1", &req);
     /* A join: [1, seq, 6, flags, timeout, [site-add, peer address]],
      * packed by hand (the op is newer than some builds of this tool). */
     struct mp_buf b;

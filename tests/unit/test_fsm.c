@@ -40,15 +40,29 @@ static int teardown(void **state)
 }
 
 /* Remembers the state's snapshot; unchanged() asserts it is the same. */
+/* The snapshot of f without its audit trail: a command accepted as a
+ * no-op ("already releasing", nothing expired) is still recorded there,
+ * and these tests are about the allocation state. */
+static void snap_without_audit(struct fsm *f, struct mp_buf *b)
+{
+    struct fsm_audit saved = f->audit;
+    memset(&f->audit, 0, sizeof f->audit);
+    snap_take(f, b);
+    f->audit = saved;
+}
+
 static void remember(struct fx *x)
 {
     mp_buf_close(&x->before);
-    snap_take(&x->t->f, &x->before);
+    snap_without_audit(&x->t->f, &x->before);
 }
 
 static void unchanged(struct fx *x)
 {
-    assert_snap_is(&x->t->f, &x->before);
+    struct mp_buf now;
+    snap_without_audit(&x->t->f, &now);
+    assert_bufs_equal(&now, &x->before);
+    mp_buf_close(&now);
     check_invariants(&x->t->f);
 }
 

@@ -461,7 +461,10 @@ enum { CL_NAME, CL_OWNER, CL_IMAGE, CL_VLAN, CL_CREATED, CL_DEADLINE, CL_GEN,
        CL_RELEASING, CL_SLOTS, CL_ATT };
 enum { SL_SITE, SL_REMOVING, SL_FAILED, SL_GEN, SL_APPLIED, SL_ERR };
 
-static void edit_version(msgpack_object *r) { set_uint(field(r, 0), 2); }
+static void edit_version(msgpack_object *r)
+{
+    set_uint(field(r, 0), FSM_SNAPSHOT_VERSION + 1);
+}
 static void edit_next_id(msgpack_object *r) { set_uint(field(r, 1), 3); }
 static void edit_site_dup(msgpack_object *r)
 {
@@ -604,7 +607,7 @@ static void restore_refuses_inconsistent_states(void **state)
         void (*edit)(msgpack_object *);
         int code;
     } cases[] = {
-        {"version 2", edit_version, VC_EVERSION},
+        {"a newer version", edit_version, VC_EVERSION},
         {"next site id already taken", edit_next_id, VC_EMALFORMED},
         {"site listed twice", edit_site_dup, VC_EMALFORMED},
         {"unknown uplink", edit_site_uplink, VC_EMALFORMED},
