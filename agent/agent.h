@@ -113,6 +113,7 @@ struct peer {
 
 struct agent {
     uv_loop_t *loop;
+    struct auth *auth; /* auth.c: keys, client authentication */
     struct config cfg;
     struct fsm fsm;
     struct consensus cons;

@@ -21,6 +21,7 @@
 
 #include "../proto/err.h"
 #include "agent.h"
+#include "auth.h"
 #include "view_audit.h"
 #include "log.h"
 #include "metrics.h"
@@ -382,8 +383,8 @@ static bool parse_frames(struct conn *c)
         if (c->len - off - PROTO_FRAME_HDR < n)
             break;
         msgpack_zone_clear(zone);
-        int rv = proto_request_decode(c->buf + off + PROTO_FRAME_HDR, n, zone,
-                                      &req, err, sizeof err);
+        int rv = auth_request_decode(c, c->buf + off + PROTO_FRAME_HDR, n,
+                                     zone, &req, err, sizeof err);
         off += PROTO_FRAME_HDR + n;
         if (rv != 0) {
             api_reply(c, req.seq, rv, err, NULL, NULL);

@@ -152,6 +152,8 @@ int channel_init(struct channel *c, const struct channel_config *cfg)
             return fail(c, -EINVAL, "initiator needs the expected key and "
                         "an address shorter than %d bytes", CHANNEL_ADDR_MAX);
         memcpy(c->expect, cfg->expect, sizeof c->expect);
+        if ((c->has_alt = cfg->expect_alt != NULL))
+            memcpy(c->expect_alt, cfg->expect_alt, sizeof c->expect_alt);
         snprintf(c->my_addr, sizeof c->my_addr, "%s", cfg->address);
     } else if (!cfg->allow) {
         return fail(c, -EINVAL, "responder needs an allow callback");
@@ -251,7 +253,7 @@ static int on_msg1(struct channel *c, const uint8_t *m,
     if (c->allow(c->allow_data, c->peer_pk, c->peer_name,
                  sizeof c->peer_name) != 0) {
         keys_format_public(c->peer_pk, key, sizeof key);
-        return fail(c, -EACCES, "unknown key %s (not a pinned site key)",
+        return fail(c, -EACCES, "unknown key %s (not an accepted site key)",
                     key);
     }
     c->peer_name[sizeof c->peer_name - 1] = '\0';
@@ -297,7 +299,8 @@ static int on_msg2(struct channel *c, const uint8_t *m,
     if ((rv = check_header(c, m, HDR_BYTES)) != 0)
         return rv;
     memcpy(c->peer_pk, m + HDR_BYTES + 32, 32);
-    if (sodium_memcmp(c->peer_pk, c->expect, 32) != 0) {
+    if (sodium_memcmp(c->peer_pk, c->expect, 32) != 0 &&
+        !(c->has_alt && sodium_memcmp(c->peer_pk, c->expect_alt, 32) == 0)) {
         keys_format_public(c->peer_pk, got, sizeof got);
         keys_format_public(c->expect, want, sizeof want);
         return fail(c, -EACCES, "peer presented key %s, its pinned key is "

@@ -80,6 +80,7 @@ struct channel_config {
     /* Initiator only. */
     const char *address;   /* ours, sent signed (R hands it to raft) */
     const uint8_t *expect; /* the pinned key of the dialled site */
+    const uint8_t *expect_alt; /* NULL, or its other key while it rotates */
     /* Responder only. */
     channel_allow_fn allow;
     void *allow_data;
@@ -110,6 +111,8 @@ struct channel {
     channel_allow_fn allow;
     void *allow_data;
     uint8_t expect[KEYS_PUBLIC_BYTES];
+    uint8_t expect_alt[KEYS_PUBLIC_BYTES];
+    bool has_alt;
     uint8_t h[crypto_generichash_BYTES]; /* transcript hash so far */
     uint8_t eph_pk[crypto_scalarmult_BYTES];
     uint8_t eph_sk[crypto_scalarmult_SCALARBYTES];

@@ -381,6 +381,11 @@ static const struct key keys[] = {
                    "virtcloud)", k_cluster_id},
     {"peer-keys", "pinned site keys SITE=vc1:KEY,... (every bootstrap member)",
      k_peer_keys},
+    {"client-auth", "required | off: clients sign requests (default "
+                    "required with key, else off)", config_k_client_auth},
+    {"join-token", "token from virtcloud site invite: pins the members' "
+                   "keys and authorises the join (empty data dir)",
+     config_k_join_token},
     {"voters", "target number of voters, odd (default 3)", k_voters},
     {"demote-after", "ms before an unreachable voter is replaced (default "
                      "30000)", k_demote_after},

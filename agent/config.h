@@ -58,6 +58,9 @@ struct config {
     char cluster_id[CONFIG_CLUSTER_ID_MAX];    /* default "virtcloud" */
     struct config_peer_key peer_keys[CONFIG_PEER_KEYS_MAX];
     unsigned npeer_keys;
+    /* Client authentication and joining by token (config_auth.c). */
+    int client_auth;       /* enum config_client_auth */
+    char join_token[4096]; /* "vc1-join:..." from virtcloud site invite */
     struct vlanset vlans;
     bool have_vlans;
     uint8_t uplink;
@@ -134,5 +137,15 @@ void config_role_print(const struct config *c, void *file);
 /* Parses "host:port" / "[v6]:port" into a sockaddr_storage. 0 or
  * VC_EINVAL. */
 int config_parse_addr(const char *s, void *sockaddr_storage);
+
+enum config_client_auth {
+    CONFIG_CLIENT_AUTH_DEFAULT = 0, /* required with key, else off */
+    CONFIG_CLIENT_AUTH_OFF = 1,
+    CONFIG_CLIENT_AUTH_REQUIRED = 2,
+};
+
+/* Keys of config_auth.c: client-auth, join-token. 0 or VC_EINVAL. */
+int config_k_client_auth(struct config *c, const char *v, char *e, size_t l);
+int config_k_join_token(struct config *c, const char *v, char *e, size_t l);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "../proto/err.h"
 #include "agent.h"
+#include "auth.h"
 #include "log.h"
 
 static void join_closed_cb(uv_handle_t *h)
@@ -127,8 +128,9 @@ static void send_join(struct agent *a)
     req.cmd.uplink = a->cfg.uplink;
     req.cmd.svlan = a->cfg.svlan;
     req.cmd.managed = a->cfg.managed;
+    auth_join_fill(a, &req.cmd);
     mp_buf_init(&out);
-    if (proto_request_encode(&req, &out, err, sizeof err) != 0) {
+    if (auth_request_encode(a, &req, &out, err, sizeof err) != 0) {
         log_error("join: %s", err);
         mp_buf_close(&out);
         join_end(a);

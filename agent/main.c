@@ -17,6 +17,7 @@
 
 #include "../proto/err.h"
 #include "agent.h"
+#include "auth.h"
 #include "hostrole.h"
 #include "log.h"
 #include "rollback.h"
@@ -52,6 +53,7 @@ static void on_apply(void *data, const struct proto_cmd *cmd,
 {
     struct agent *a = data;
     members_on_apply(a, cmd, r);
+    auth_on_apply(a, cmd, r);
     if (cmd->type != PROTO_CMD_APPLY_REPORT || r->code == 0)
         reconcile_kick(&a->rec);
     request_on_apply(a, cmd, r);
@@ -124,7 +126,8 @@ static bool site_matches(const struct agent *a, const struct fsm_site *s)
 {
     return vlanset_equal(&s->pool, &a->cfg.vlans) &&
            s->uplink == a->cfg.uplink && s->svlan == a->cfg.svlan &&
-           s->managed == a->cfg.managed && !strcmp(s->addr, a->cfg.advertise);
+           s->managed == a->cfg.managed && !strcmp(s->addr, a->cfg.advertise) &&
+           (!auth_site_pk(a) || s->has_key);
 }
 
 bool agent_caught_up(struct agent *a)
@@ -209,6 +212,8 @@ static void maybe_register(struct agent *a, uint64_t now)
     cmd.uplink = a->cfg.uplink;
     cmd.svlan = a->cfg.svlan;
     cmd.managed = a->cfg.managed;
+    if (auth_site_pk(a) && !(s && s->has_key))
+        cmd.key = (struct mp_str){(const char *)auth_site_pk(a), 32};
     a->registering = true;
     request_internal(a, &cmd, register_done, a);
 }
@@ -248,6 +253,7 @@ static void tick_cb(uv_timer_t *t)
     maybe_register(a, now);
     members_tick(a, now);
     join_tick(a, now);
+    auth_tick(a, now);
     reconcile_tick(&a->rec, now);
     rollback_tick(a, now);
 }
@@ -356,6 +362,10 @@ static int run(struct agent *a, int argc, char **argv)
         log_error("%s", err);
         return rv == VC_EINVAL ? 2 : 1;
     }
+    if ((rv = auth_start(a, err, sizeof err)) != 0) {
+        log_error("%s", err);
+        return rv == VC_EINVAL ? 2 : 1;
+    }
     uv_timer_init(a->loop, &a->tick);
     a->tick.data = a;
     uv_timer_init(a->loop, &a->grace);
@@ -416,6 +426,7 @@ int main(int argc, char **argv)
     if (agent.cfg.role == CONFIG_ROLE_HOST)
         return hostrole_run(&agent.cfg); /* no raft, no state machine */
     rv = run(&agent, argc, argv);
+    auth_close(&agent);
     fsm_close(&agent.fsm);
     map_close(&agent.pending);
     free(agent.ptab);

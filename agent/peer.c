@@ -16,6 +16,7 @@
 
 #include "../proto/err.h"
 #include "agent.h"
+#include "auth.h"
 #include "log.h"
 
 #define PING_MS 300
@@ -275,7 +276,7 @@ static void ping(struct agent *a, struct peer *p)
     req.op = PROTO_OP_PING;
     req.seq = p->ping_seq = ++p->next_seq;
     mp_buf_init(&out);
-    if (proto_request_encode(&req, &out, err, sizeof err) == 0)
+    if (auth_request_encode(a, &req, &out, err, sizeof err) == 0)
         link_send(p, out.data, out.len);
     mp_buf_close(&out);
     p->ping_sent_ms = agent_now_ms(a);
@@ -355,7 +356,7 @@ int peer_forward(struct agent *a, struct request *r)
     if (r->op == PROTO_OP_SUBMIT || r->op == PROTO_OP_JOIN)
         req.cmd = r->cmd;
     mp_buf_init(&out);
-    int rv = proto_request_encode(&req, &out, err, sizeof err);
+    int rv = auth_request_encode(a, &req, &out, err, sizeof err);
     if (rv == 0)
         rv = link_send(p, out.data, out.len);
     mp_buf_close(&out);

@@ -154,7 +154,7 @@ static int own_strings(struct request *r, struct mp_str peer)
     struct mp_str *fields[] = {&r->cmd.req_id, &r->cmd.origin, &r->cmd.name,
                                &r->cmd.site,   &r->cmd.owner,  &r->cmd.host,
                                &r->cmd.iface,  &r->cmd.addr,   &r->cmd.text,
-                               &r->raft_addr};
+                               &r->cmd.key,    &r->cmd.hash,   &r->raft_addr};
     size_t total = 0, nf = sizeof fields / sizeof fields[0];
     r->raft_addr = peer;
     for (size_t i = 0; i < nf; i++)

@@ -55,6 +55,7 @@
 
 #include "channel.h"
 #include "consensus.h"
+#include "fsm.h"
 #include "keys.h"
 #include "log.h"
 
@@ -78,6 +79,7 @@ struct tr {
     struct raft_uv_transport *t;
     uv_loop_t *loop;
     const struct config *cfg; /* borrowed */
+    const struct fsm *fsm;    /* borrowed, NULL until set: accepted keys */
     struct keys_pair self;
     raft_id id;
     char address[CHANNEL_ADDR_MAX];
@@ -197,28 +199,84 @@ static void name_peer(struct pump *p, const struct sockaddr_storage *ss)
 
 /* --- keys ---------------------------------------------------------------- */
 
-/* channel_allow_fn: a pinned key other than our own. */
+/* The keys site is accepted with (0..2, into out): its record's key and,
+ * while it rotates, its old key, if the replicated state holds a keyed
+ * record of it; else its bootstrap pin, unless the state revoked it. */
+static unsigned site_keys(const struct config *cfg, const struct fsm *f,
+                          const char *site, const uint8_t *out[2])
+{
+    const struct fsm_site *s = f ? fsm_site_find(f, site) : NULL;
+    unsigned n = 0;
+    if (s && s->has_key) {
+        out[n++] = s->key;
+        if (s->has_old_key)
+            out[n++] = s->old_key;
+        return n;
+    }
+    for (unsigned i = 0; i < cfg->npeer_keys; i++) {
+        const struct config_peer_key *k = &cfg->peer_keys[i];
+        if (strcmp(k->site, site) == 0 && !(f && fsm_auth_revoked(f, k->pk))) {
+            out[n++] = k->pk;
+            break;
+        }
+    }
+    return n;
+}
+
+static bool key_in(const uint8_t *pk, const uint8_t *keys[2], unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (sodium_memcmp(keys[i], pk, KEYS_PUBLIC_BYTES) == 0)
+            return true;
+    return false;
+}
+
+bool transport_site_key(const struct config *cfg, const struct fsm *f,
+                        const uint8_t *pk, char *name, size_t cap)
+{
+    const uint8_t *keys[2];
+    const struct fsm_site *s;
+    if (f && fsm_auth_revoked(f, pk))
+        return false;
+    if (f && (s = fsm_auth_site_by_key(f, pk))) {
+        snprintf(name, cap, "%s", s->name);
+        return true;
+    }
+    for (unsigned i = 0; i < cfg->npeer_keys; i++) {
+        const struct config_peer_key *k = &cfg->peer_keys[i];
+        if (sodium_memcmp(k->pk, pk, KEYS_PUBLIC_BYTES) == 0 &&
+            key_in(pk, keys, site_keys(cfg, f, k->site, keys))) {
+            snprintf(name, cap, "%s", k->site);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* channel_allow_fn: an accepted site key other than our own site's. */
 static int allow_cb(void *data, const uint8_t *pk, char *name, size_t cap)
 {
     const struct tr *tr = data;
-    for (unsigned i = 0; i < tr->cfg->npeer_keys; i++) {
-        const struct config_peer_key *k = &tr->cfg->peer_keys[i];
-        if (strcmp(k->site, tr->cfg->site) != 0 &&
-            sodium_memcmp(k->pk, pk, KEYS_PUBLIC_BYTES) == 0) {
-            snprintf(name, cap, "%s", k->site);
-            return 0;
-        }
-    }
+    if (transport_site_key(tr->cfg, tr->fsm, pk, name, cap) &&
+        strcmp(name, tr->cfg->site) != 0)
+        return 0;
     return -1;
 }
 
-static const struct config_peer_key *key_of_id(const struct tr *tr,
-                                               raft_id id)
+/* The name of the site whose raft id is id ("" if unknown) and the keys it
+ * is accepted with. Returns how many keys. */
+static unsigned keys_of_id(const struct tr *tr, raft_id id, char *site,
+                           size_t cap, const uint8_t *keys[2])
 {
-    for (unsigned i = 0; i < tr->cfg->npeer_keys; i++)
+    site[0] = '\0';
+    for (int i = 0; tr->fsm && i < VC_SITES_MAX && !site[0]; i++)
+        if (tr->fsm->sites[i].live &&
+            consensus_site_id(tr->fsm->sites[i].name) == id)
+            snprintf(site, cap, "%s", tr->fsm->sites[i].name);
+    for (unsigned i = 0; i < tr->cfg->npeer_keys && !site[0]; i++)
         if (consensus_site_id(tr->cfg->peer_keys[i].site) == id)
-            return &tr->cfg->peer_keys[i];
-    return NULL;
+            snprintf(site, cap, "%s", tr->cfg->peer_keys[i].site);
+    return site[0] ? site_keys(tr->cfg, tr->fsm, site, keys) : 0;
 }
 
 /* --- pump life cycle ----------------------------------------------------- */
@@ -642,17 +700,20 @@ static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
 {
     struct tr *tr = t->impl;
     struct sockaddr_storage ss;
-    const struct config_peer_key *k = key_of_id(tr, id);
+    char site[CHANNEL_NAME_MAX];
+    const uint8_t *keys[2];
+    unsigned nkeys = keys_of_id(tr, id, site, sizeof site, keys);
     struct pump *p;
     if (tr->closing)
         return RAFT_CANCELED;
-    if (!k) {
-        log_debug("raft id %llu at %s: no key pinned for it in peer-keys: "
-                  "not dialled", (unsigned long long)id, address);
+    if (nkeys == 0) {
+        log_debug("raft id %llu at %s: no accepted key for it (site record "
+                  "or peer-keys): not dialled", (unsigned long long)id,
+                  address);
         return RAFT_NOCONNECTION;
     }
     if (config_parse_addr(address, &ss) != 0) {
-        log_warn("site %s: raft address \"%s\" is not IP:PORT", k->site,
+        log_warn("site %s: raft address \"%s\" is not IP:PORT", site,
                  address);
         return RAFT_NOCONNECTION;
     }
@@ -660,11 +721,12 @@ static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
         return RAFT_NOMEM;
     struct channel_config cc = {.initiator = true, .self = &tr->self,
                                 .cluster_id = tr->cfg->cluster_id,
-                                .address = tr->address, .expect = k->pk};
+                                .address = tr->address, .expect = keys[0],
+                                .expect_alt = nkeys > 1 ? keys[1] : NULL};
     p->req = req;
     p->cb = cb;
     p->id = id;
-    snprintf(p->site, sizeof p->site, "%s", k->site);
+    snprintf(p->site, sizeof p->site, "%s", site);
     snprintf(p->peer, sizeof p->peer, "%s", address);
     snprintf(p->ip, sizeof p->ip, "%s", address);
     p->creq.data = p;
@@ -848,6 +910,51 @@ int transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
     log_info("peer traffic authenticated and encrypted: key %s, cluster-id "
              "%s, %u pinned site keys", pub, cfg->cluster_id, cfg->npeer_keys);
     return 0;
+}
+
+void transport_set_fsm(struct raft_uv_transport *t, const struct fsm *f)
+{
+    if (t->close == tr_close)
+        ((struct tr *)t->impl)->fsm = f;
+}
+
+void transport_set_self(struct raft_uv_transport *t,
+                        const struct keys_pair *kp)
+{
+    if (t->close == tr_close)
+        ((struct tr *)t->impl)->self = *kp;
+}
+
+/* Is the authenticated peer of p still accepted under its name? */
+static bool still_accepted(const struct tr *tr, const struct pump *p)
+{
+    const uint8_t *keys[2];
+    char name[CHANNEL_NAME_MAX];
+    if (p->incoming)
+        return transport_site_key(tr->cfg, tr->fsm, p->ch.peer_pk, name,
+                                  sizeof name) &&
+               strcmp(name, p->site) == 0;
+    return key_in(p->ch.peer_pk, keys,
+                  site_keys(tr->cfg, tr->fsm, p->site, keys));
+}
+
+unsigned transport_revalidate(struct raft_uv_transport *t)
+{
+    struct tr *tr;
+    unsigned n = 0;
+    if (t->close != tr_close)
+        return 0;
+    tr = t->impl;
+    for (struct pump *p = tr->pumps; p; p = p->next) {
+        if (p->closing || !channel_established(&p->ch) ||
+            still_accepted(tr, p))
+            continue;
+        log_warn("peer %s %s: its key is no longer accepted (site removed "
+                 "or key rotated out): connection closed", p->peer, p->site);
+        pump_hard_close(p);
+        n++;
+    }
+    return n;
 }
 
 void transport_close(struct raft_uv_transport *t)

@@ -18,6 +18,9 @@
 #include <uv.h>
 
 #include "config.h"
+#include "keys.h"
+
+struct fsm;
 
 /* A silent or slow peer is dropped after this long without a completed
  * handshake (also bounds an outgoing connect). */
@@ -36,5 +39,28 @@ int transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
 
 /* Releases t once raft_uv has been closed (or was never started). */
 void transport_close(struct raft_uv_transport *t);
+
+/* The replicated state whose site records list the accepted keys (borrowed,
+ * must outlive t). Until it is set, and for sites it has no keyed record
+ * of, the bootstrap pins (cfg->peer_keys) apply; keys the state revoked
+ * never do. No-op on the plain transport. */
+void transport_set_fsm(struct raft_uv_transport *t, const struct fsm *f);
+
+/* Re-checks every authenticated connection against the current keys and
+ * closes at once those whose peer key is no longer accepted (site removed,
+ * key rotated out). Call after applying site-remove or site-key. Returns
+ * how many were closed. */
+unsigned transport_revalidate(struct raft_uv_transport *t);
+
+/* This site's key for connections made from now on (key rotation); the
+ * open ones keep the key they authenticated with. Copied. */
+void transport_set_self(struct raft_uv_transport *t,
+                        const struct keys_pair *kp);
+
+/* May the holder of pk act as a peer site? Fills its name. The same rule
+ * the transport applies (used by client authentication for forwarded
+ * requests). cfg and f (may be NULL) borrowed. */
+bool transport_site_key(const struct config *cfg, const struct fsm *f,
+                        const uint8_t *pk, char *name, size_t cap);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include "../proto/err.h"
 #include "agent.h"
+#include "keys.h"
 #include "watch.h"
 #include "view_health.h"
 
@@ -50,11 +51,42 @@ static const char *state_name(int state)
     }
 }
 
+/* Role bindings by name: [{name, role, key}]. */
+static void view_roles(msgpack_packer *pk, const struct fsm *f)
+{
+    const struct fsm_auth *au = &f->auth;
+    const struct fsm_role **v = malloc((au->nroles ? au->nroles : 1) *
+                                       sizeof *v);
+    uint32_t n = v ? au->nroles : 0;
+    for (uint32_t i = 0; i < n; i++)
+        v[i] = &au->roles[i];
+    for (uint32_t i = 1; i < n; i++) /* insertion sort: few bindings */
+        for (uint32_t j = i; j > 0 && strcmp(v[j - 1]->name, v[j]->name) > 0;
+             j--) {
+            const struct fsm_role *t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        char pub[KEYS_PUBLIC_TEXT_MAX];
+        keys_format_public(v[i]->pk, pub, sizeof pub);
+        msgpack_pack_map(pk, 3);
+        kv_str(pk, "name", v[i]->name);
+        kv_str(pk, "role", proto_role_name(v[i]->role));
+        kv_str(pk, "key", pub);
+    }
+    free(v);
+}
+
 void view_status(msgpack_packer *pk, struct agent *a)
 {
     struct consensus_status st;
     consensus_status(&a->cons, &st);
-    msgpack_pack_map(pk, 10 + VIEW_HEALTH_KEYS);
+    msgpack_pack_map(pk, 12 + VIEW_HEALTH_KEYS);
+    kv_str(pk, "cluster_id", a->cfg.cluster_id);
+    key(pk, "roles"); /* client role bindings (fsm_auth.h) */
+    view_roles(pk, &a->fsm);
     view_health(pk, &a->fsm); /* clusters not ready, where */
     key(pk, "hosts"); /* host agents of this site (watch.c) */
     watch_pack_status(a->rec.watch, pk);
@@ -93,9 +125,16 @@ static void pack_site(msgpack_packer *pk, const struct fsm *f,
     uint32_t nh = 0;
     for (uint32_t i = 0; i < f->nhosts; i++)
         nh += f->hosts[i].live && f->hosts[i].site == idx;
-    msgpack_pack_map(pk, 10);
+    char pub[KEYS_PUBLIC_TEXT_MAX] = "", old[KEYS_PUBLIC_TEXT_MAX] = "";
+    if (s->has_key)
+        keys_format_public(s->key, pub, sizeof pub);
+    if (s->has_old_key)
+        keys_format_public(s->old_key, old, sizeof old);
+    msgpack_pack_map(pk, 12);
     kv_str(pk, "name", s->name);
     kv_u64(pk, "id", s->id);
+    kv_str(pk, "key", pub);     /* "" if none */
+    kv_str(pk, "old_key", old); /* during a key rotation, else "" */
     kv_str(pk, "addr", s->addr);
     kv_str(pk, "pool", vlanset_format(&s->pool, pool, sizeof pool));
     kv_str(pk, "uplink", proto_uplink_name(s->uplink));

@@ -368,6 +368,33 @@ static int io_failed(const struct client *cl, int rv, const char *what,
     return rv;
 }
 
+static client_seal_fn sealer;
+static void *sealer_ctx;
+
+void client_set_sealer(client_seal_fn fn, void *ctx)
+{
+    sealer = fn;
+    sealer_ctx = ctx;
+}
+
+/* Passes the encoded frame in out through the sealer, if any. */
+static int seal(struct mp_buf *out, char *errmsg, size_t errlen)
+{
+    struct mp_buf sealed;
+    int rv;
+    if (!sealer)
+        return 0;
+    mp_buf_init(&sealed);
+    if ((rv = sealer(sealer_ctx, out->data, out->len, &sealed)) != 0) {
+        snprintf(errmsg, errlen, "signing the request: %s", vc_strerror(rv));
+        mp_buf_close(&sealed);
+        return rv;
+    }
+    mp_buf_close(out);
+    *out = sealed;
+    return 0;
+}
+
 int client_send(struct client *cl, struct proto_request *req, uint64_t deadline,
                 char *errmsg, size_t errlen)
 {
@@ -380,6 +407,8 @@ int client_send(struct client *cl, struct proto_request *req, uint64_t deadline,
     req->seq = cl->next_seq++;
     mp_buf_init(&out);
     rv = proto_request_encode(req, &out, errmsg, errlen);
+    if (rv == 0)
+        rv = seal(&out, errmsg, errlen);
     if (rv == 0) {
         rv = write_all(cl->fd, out.data, out.len, deadline);
         if (rv != 0)

@@ -27,6 +27,15 @@
 #define CLIENT_PORT "7800"
 #define CLIENT_ADDRS_MAX 32 /* entries in one address list */
 
+/* Turns the plain request frame in[0..len) into the frame to send,
+ * appended to out (e.g. signed: tools/cli_key.c). 0 or a negative code. */
+typedef int (*client_seal_fn)(void *ctx, const void *in, size_t len,
+                              struct mp_buf *out);
+
+/* Every request sent from now on in this process passes fn (NULL: sent as
+ * encoded). ctx borrowed. */
+void client_set_sealer(client_seal_fn fn, void *ctx);
+
 struct client {
     int fd;                     /* -1 while not connected */
     uint32_t next_seq;          /* seq of the next request sent */

@@ -63,12 +63,22 @@ static int site_remove(struct cli *c, int argc, char **argv)
     return status ? status : cli_print_result(c, &cmd, &res, false);
 }
 
+/* tools/cmd_sitekey.c */
+int cmd_site_invite(struct cli *c, int argc, char **argv);
+int cmd_site_rotate_key(struct cli *c, int argc, char **argv);
+
 const struct cli_command cmd_site_commands[] = {
     {"list", site_list, "",
      "list every site: VLAN pool, free and used IDs, "
      "uplink, hosts",
      NULL},
     {"show", site_show, "NAME", "show one site and its hosts", NULL},
+    {"invite", cmd_site_invite, "NAME [--ttl DURATION]",
+     "one-time join token for a new site NAME (default --ttl 1h), for its "
+     "join-token setting", NULL},
+    {"rotate-key", cmd_site_rotate_key, "--agent-key PATH [--site NAME]",
+     "a new site key without downtime: writes PATH.next and commits it; "
+     "the agent switches to it and drops the old key", NULL},
     {"remove", site_remove, "NAME [--force]",
      "decommission a site (refused while clusters span it; --force "
      "shrinks them first) and take it out of the raft configuration",

@@ -129,9 +129,9 @@ def test(env):
     # 5. a valid frame of another protocol version: answered with VERSION
     # and the request's seq.
     with vc.connect(a.api) as s:
-        s.sendall(ping(4242, version=2))
-        expect_answer(s, "version 2", (E_VERSION,), seq=4242)
-        expect_alive(s, "version 2", 4243)
+        s.sendall(ping(4242, version=3))
+        expect_answer(s, "version 3", (E_VERSION,), seq=4242)
+        expect_alive(s, "version 3", 4243)
 
     # 6. a frame cut in two writes is still one frame.
     with vc.connect(a.api) as s:

@@ -17,7 +17,8 @@ made by `virtcloud keygen`:
    raft redials and the cluster keeps committing.
 
 With VC_BENCH=path/to/virtcloud-bench, runs the creates benchmark against a
-plain-TCP and a secure cluster instead (same binaries, same run) and prints
+plain-TCP cluster and a secure one (encrypted peers, every request signed
+and checked: client-auth = required) instead (same binaries, same run) and prints
 both throughputs and the cost in percent (VC_BENCH_COUNT, VC_BENCH_CONC,
 VC_BENCH_ROUNDS tune it).
 """
@@ -66,9 +67,12 @@ def fresh_dirs(env, c):
             a.log_path = os.path.join(env.dir, tag + ".log")
 
 
-def secure_cluster(env, n=3, wrong=None, start=True, timeout=60, pools=None):
+def secure_cluster(env, n=3, wrong=None, start=True, timeout=60, pools=None,
+                   client_auth="off"):
     """n agents with keys pinned in each other's peer-keys; the site named
-    `wrong` runs with a key of its own instead of the pinned one."""
+    `wrong` runs with a key of its own instead of the pinned one. Clients
+    are not authenticated unless client_auth="required" (this file tests
+    the peer transport; test_secure_auth.py the clients)."""
     c = env.cluster(n, start=False, pools=pools)
     fresh_dirs(env, c)
     keys = {a.name: keygen(env, a.name) for a in c.agents}
@@ -78,7 +82,7 @@ def secure_cluster(env, n=3, wrong=None, start=True, timeout=60, pools=None):
         if a.name == wrong:
             path = keygen(env, a.name + "-wrong")[0]
         a.extra += ["--key", path, "--peer-keys", pins,
-                    "--cluster-id", "itest"]
+                    "--cluster-id", "itest", "--client-auth", client_auth]
     if start:
         c.start(timeout)
     return c, keys
@@ -382,15 +386,20 @@ def test(env):
 
 def bench_once(env, bench, secure, count, conc):
     pools = ["100-3999"] * 3  # the benchmark must not run out of VLANs
+    sign = []
     if secure:
-        c, _ = secure_cluster(env, pools=pools)
+        # Encrypted peers and signed client requests: the benchmark signs
+        # every request with a site key (accepted like an admin's).
+        c, keys = secure_cluster(env, pools=pools, client_auth="required")
+        sign = ["--key", keys["brno"][0]]
     else:
         c = env.cluster(3, pools=pools, start=False)
         fresh_dirs(env, c)
         c.start()
     c.wait_leader()
     p = subprocess.run([bench, "--api", c.api_list(), "--count", str(count),
-                        "--concurrency", str(conc)], capture_output=True,
+                        "--concurrency", str(conc)] + sign,
+                       capture_output=True,
                        timeout=600, env=env.cli_env)
     out = p.stdout.decode() + p.stderr.decode()
     vc.check(p.returncode == 0, "bench failed:\n%s", out)
@@ -436,7 +445,8 @@ def bench(env):
     print("plain TCP : %s creates/s (median %.0f), CPU %.0f us/create" %
           (" ".join("%.0f" % x for x in res[False]), plain,
            median(cpu[False])))
-    print("secure    : %s creates/s (median %.0f), CPU %.0f us/create" %
+    print("secure    : %s creates/s (median %.0f), CPU %.0f us/create "
+          "(encrypted peers, signed requests)" %
           (" ".join("%.0f" % x for x in res[True]), sec, median(cpu[True])))
     print("cost      : %.1f%% lower throughput (medians), %+.1f%% CPU" %
           (100 * (plain - sec) / plain,
