@@ -30,7 +30,7 @@ agent_start() {
     echo "$site $!" >> "$PIDS"
     local api
     api=$(sed -n 's/^api = //p' "$ETC/$site/agent.conf")
-    wait_for 60 "virtcloud --api $api --timeout 2s status --local"
+    _wait 60 "virtcloud --api $api --timeout 2s status --local"
 }
 agent_stop() {
     local pid
@@ -38,12 +38,11 @@ agent_stop() {
     kill -TERM "$pid"
     while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
 }
-wait_for() {  # SECONDS COMMAND: until COMMAND succeeds
+_wait() {  # SECONDS COMMAND (the guide defines its own wait_for)
     local end=$((SECONDS + $1))
     until eval "$2" > /dev/null 2>&1; do
         if [ $SECONDS -ge $end ]; then
             echo "timed out waiting for: $2" >&2
-            eval "$2" >&2 || true
             return 1
         fi
         sleep 0.3
