@@ -397,12 +397,21 @@ class Run:
     def client_loop(self, k):
         rng = random.Random("%d:client:%d" % (self.seed, k))
         cl = Client(self.c.agents)
-        mine, n = [], 0
+        mine, n, unknown = [], 0, []
         try:
             while not self.stop_load.is_set():
-                op = self.next_op(rng, k, mine, n)
-                n += 1
-                self.run_op(rng, cl, op)
+                if unknown and rng.random() < 0.1:
+                    # Learn a create's unknown outcome with its request id
+                    # (as a user would), so its cluster can be released:
+                    # else long runs fill the pools with orphans.
+                    op = unknown.pop(0)
+                    self.run_op(rng, cl, op)
+                else:
+                    op = self.next_op(rng, k, mine, n)
+                    n += 1
+                    self.run_op(rng, cl, op)
+                if op.kind == history.CREATE and op.outcome == "indet":
+                    unknown.append(op)
                 if op.kind == history.CREATE and op.outcome == "ok":
                     mine.append([op.name, set(op.args)])
                 elif op.kind == history.EXTEND and op.outcome == "ok":
