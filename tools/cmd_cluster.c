@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "cli_render.h"
+#include "cluster_hosts.h"
 
 static const struct render_field status_fields[] = {
     {"site", "site", RENDER_ANY, RENDER_COLUMN, NULL},
@@ -26,6 +27,16 @@ static const struct render_field attach_fields[] = {
 static const struct render_view attach_view = RENDER_VIEW(attach_fields);
 
 #define BOTH (RENDER_COLUMN | RENDER_LINE)
+static const struct render_field host_fields[] = {
+    {"site", "site", RENDER_ANY, RENDER_COLUMN, NULL},
+    {"host", "host", RENDER_ANY, RENDER_COLUMN, NULL},
+    {"connected", "connected", RENDER_BOOL, RENDER_COLUMN, NULL},
+    {"ok", "ok", RENDER_BOOL, RENDER_COLUMN, NULL},
+    {"version", "version", RENDER_ANY, RENDER_COLUMN, NULL},
+    {"error", "last error", RENDER_ANY, RENDER_COLUMN, NULL},
+};
+static const struct render_view host_view = RENDER_VIEW(host_fields);
+
 static const struct render_field cluster_fields[] = {
     {"name", "cluster", RENDER_ANY, BOTH, NULL},
     {"vlan", "vlan", RENDER_ANY, BOTH, NULL},
@@ -41,6 +52,7 @@ static const struct render_field cluster_fields[] = {
      NULL},
     {"status", "site status", RENDER_TABLE, RENDER_LINE, &status_view},
     {"attachments", "attachments", RENDER_TABLE, RENDER_LINE, &attach_view},
+    {"hosts", "hosts", RENDER_TABLE, RENDER_LINE, &host_view},
 };
 static const struct render_view cluster_view = RENDER_VIEW(cluster_fields);
 
@@ -52,6 +64,35 @@ static int cluster_list(struct cli *c, int argc, char **argv)
     return cli_list(c, PROTO_OP_CLUSTERS, &cluster_view);
 }
 
+/* The cluster, then the sites (their hosts and agents' addresses), then
+ * each site agent's view of its host agents (cluster_hosts.c). */
+static int show_with_hosts(struct cli *c, const char *name)
+{
+    struct client_response cr, sr;
+    const msgpack_object *o = NULL;
+    int status = cli_read(c, PROTO_OP_CLUSTERS, name, &cr);
+    client_response_init(&sr);
+    for (uint32_t i = 0; status == 0 && !o &&
+                         cr.resp.payload.type == MSGPACK_OBJECT_ARRAY &&
+                         i < cr.resp.payload.via.array.size;
+         i++) {
+        const msgpack_object *x = &cr.resp.payload.via.array.ptr[i];
+        const msgpack_object *n = render_get(x, "name");
+        struct mp_str s;
+        if (n && mp_get_str(n, VC_NAME_MAX, &s) == 0 && mp_str_eq(s, name))
+            o = x;
+    }
+    if (status == 0 && !o)
+        status = cli_fail(c, VC_ENOTFOUND, false, "not found");
+    if (status == 0)
+        status = cli_read(c, PROTO_OP_SITES, "", &sr);
+    if (status == 0)
+        status = cluster_hosts_print(c, o, &sr.resp.payload, &cluster_view);
+    client_response_close(&sr);
+    client_response_close(&cr);
+    return status;
+}
+
 static int cluster_show(struct cli *c, int argc, char **argv)
 {
     const char *pos[1];
@@ -59,7 +100,9 @@ static int cluster_show(struct cli *c, int argc, char **argv)
     if (!cli_parse(c, argc, argv, NULL, pos, 1, 1, &status))
         return status;
     cli_what(c, "cluster show %s", pos[0]);
-    return cli_show(c, PROTO_OP_CLUSTERS, pos[0], &cluster_view);
+    if (!proto_name_ok(mp_cstr(pos[0])))
+        return cli_show(c, PROTO_OP_CLUSTERS, pos[0], &cluster_view);
+    return show_with_hosts(c, pos[0]);
 }
 
 /* --- writes ------------------------------------------------------------- */

@@ -8,7 +8,8 @@ agent per site (role = host, dryrun host driver) watching its host's state.
   a detach takes the VM interface out again;
 - host results aggregate into the site's apply report: a host whose driver
   fails (injected) makes its site "failed" with the host's error, and the
-  cluster is ready only once that host applied;
+  cluster is ready only once that host applied; cluster show lists the
+  hosts that carry the cluster with their host agents' status;
 - create --wait waits for ready; a creation that cannot be applied (a
   failing service host) is rolled back after the deadline, unless created
   with --keep-on-failure;
@@ -116,6 +117,10 @@ def test(env):
     wait_log(h2, r"link set vm2 master vc%d" % vlan)
     vc.check("vm2" not in h1.log_text() and "vm1" not in h2.log_text(),
              "a host was given another host's VM interface")
+    rows = {(h["site"], h["host"]): h for h in show(c, "a")["hosts"]}
+    vc.check(set(rows) == {("brno", "h1"), ("praha", "h2")} and
+             all(h["connected"] and h["ok"] for h in rows.values()),
+             "cluster show should list h1 and h2, connected and ok: %r", rows)
     st = c.cli(0, "status")
     vc.check(st.rc == 0 and [h["host"] for h in st.doc["hosts"]] == ["h1"] and
              st.doc["hosts"][0]["connected"] and st.doc["hosts"][0]["ok"],
@@ -136,6 +141,9 @@ def test(env):
     vc.check(show(c, "a")["state"] == "pending", "a should be pending")
     vc.check(site_status(show(c, "a"), "brno")["state"] == "applied",
              "brno does not depend on h2")
+    h2row = [h for h in show(c, "a")["hosts"] if h["host"] == "h2"][0]
+    vc.check(not h2row["ok"] and "injected failure" in h2row["error"],
+             "cluster show should give h2's own error: %r", h2row)
     h2.restart(GOOD)
     wait_state(c, "a", "ready")
     wait_log(h2, r"link set vm3 master vc%d" % vlan)
