@@ -5,6 +5,9 @@
 # Configuration: shell variables in /etc/virtcloud/hooks.conf (or the file
 # $VIRTCLOUD_HOOKS_CONF names), read by vc_load_conf:
 #   VIRTCLOUD_API   agents to ask, A,B,... (default: the CLI's default)
+#   VIRTCLOUD_KEY   the client key that signs the hooks' requests, bound
+#                   to the scheduler role (virtcloud role add); needed
+#                   when the agents require client authentication
 #   VC_CLI          the virtcloud binary (default: virtcloud on PATH)
 #   VC_NODE_MAP     file of "PATTERN SITE" lines (shell glob on the node
 #                   name, first match wins); nodes it does not match are
@@ -31,6 +34,7 @@ vc_load_conf() {
         # shellcheck disable=SC1090
         . "$_conf"
     fi
+    if [ -n "${VIRTCLOUD_KEY:-}" ]; then export VIRTCLOUD_KEY; fi
     : "${VC_CLI:=virtcloud}" "${VC_LEASE:=7d}" "${VC_WAIT:=120s}"
     : "${VC_CREATE_TIMEOUT:=60s}" "${VC_NODE_FAILURE:=requeue}"
     : "${VC_SYSLOG:=yes}" "${VC_BRIDGE_WAIT:=yes}"
