@@ -28,7 +28,7 @@ if [ -z "${AGENT:-}" ] || [ ! -x "$AGENT" ] || [ -z "${CLI:-}" ] ||
     echo "SKIP: the agent and the CLI are not given (run.sh's AGENT, CLI)"
     exit 77
 fi
-for t in jq python3; do
+for t in jq python3 nsenter; do
     command -v $t >/dev/null || { echo "SKIP: $t not found"; exit 77; }
 done
 TOOL=$(dirname "$LIB")/e2e_tool.py
@@ -104,6 +104,14 @@ wait_for() {
 # --- topology -----------------------------------------------------------
 nip() { x=$1; shift; ip -n "$(ns "$x")" "$@"; }
 nbr() { x=$1; shift; bridge -n "$(ns "$x")" "$@"; }
+# inns NS CMD...: CMD in NS's network namespace only (ip netns exec also
+# makes a mount namespace and mounts sysfs: slow in user-mode Linux).
+inns() { x=$1; shift; nsenter --net="/run/netns/$(ns "$x")" "$@"; }
+# mst NS IF: IF's master ("" if none); master_is NS IF BRIDGE
+mst() { nip "$1" -o link show dev "$2" 2>/dev/null |
+    sed -n 's/.* master \([^ ]*\) .*/\1/p'; }
+master_is() { [ "$(mst "$1" "$2")" = "$3" ]; }
+no_link() { ! nip "$1" link show dev "$2" >/dev/null 2>&1; }
 # Queued, then made by one `ip -b` in this namespace and one `ip -b` and
 # `bridge -b` per test namespace: one process per command would cost
 # minutes in user-mode Linux.
@@ -200,7 +208,7 @@ for i in $SITES; do site_start $i; done
 note "site agents started"
 
 # vc ARGS...: the CLI (JSON) from the management namespace, any agent.
-vc() { at mgmt "$CLI" --json --api $APIS --timeout 10s "$@"; }
+vc() { inns mgmt "$CLI" --json --api $APIS --timeout 10s "$@"; }
 # show NAME: cluster show's JSON ("" if it failed)
 show() { vc cluster show "$1" 2>/dev/null; }
 # site_field NAME SITE FIELD: a field of SITE's status in cluster NAME
@@ -209,7 +217,7 @@ site_field() {
         '.status[] | select(.site == $s) | .[$f] // ""' 2>/dev/null
 }
 # ready NAME SECONDS: cluster wait (the agents say when it is ready)
-ready() { at mgmt "$CLI" --json --api $APIS --timeout "$2s" cluster wait "$1" \
+ready() { inns mgmt "$CLI" --json --api $APIS --timeout "$2s" cluster wait "$1" \
     >/dev/null 2>&1; }
 state_is() { [ "$(show "$1" | jq -r .state 2>/dev/null)" = "$2" ]; }
 gone() { ! vc cluster show "$1" >/dev/null 2>&1; }
@@ -236,18 +244,23 @@ note "topology and agents up"
 # switches, hosts and core, but not the VMs' taps (moved by the test).
 inv() {
     for x in core sw1 sw2 sw3 $HOSTS; do
-        nip $x -o -d link show | awk -v ns=$x '{
+        echo "@link $x"; nip $x -o -d link show
+        echo "@vlan $x"; nbr $x vlan show
+    done | awk '
+        $1 == "@link" || $1 == "@vlan" { kind = substr($1, 2); ns = $2
+            head = 1; next }
+        kind == "link" {
             n = $2; sub(/@.*/, "", n); sub(/:$/, "", n); m = ""; a = ""
             for (i = 3; i < NF; i++) {
                 if ($i == "master") m = $(i + 1)
                 # the ifindex in a mark changes when a link is re-created
                 if ($i == "alias") { a = $(i + 1); sub(/:idx=[0-9]+/, "", a) }
             }
-            print ns, "link", n, $3, "master=" m, "alias=" a }'
-        nbr $x vlan show | awk -v ns=$x 'NR > 1 && NF {
+            print ns, "link", n, $3, "master=" m, "alias=" a }
+        kind == "vlan" && head { head = 0; next }
+        kind == "vlan" && NF {
             if ($0 !~ /^[ \t]/) { port = $1; $1 = "" }
-            print ns, "vlan", port, $0 }'
-    done | grep -v ' t[ab][0-9] ' | sort
+            print ns, "vlan", port, $0 }' | grep -v ' t[ab][0-9] ' | sort
 }
 # vids NS PORT: the tagged VIDs a bridge port carries, sorted, one line
 vids() {
@@ -257,7 +270,7 @@ vids() {
 }
 carries() { vids "$1" "$2" | tr ' ' '\n' | grep -qx "$3"; }
 # ask VM IP: who answers at IP:7007 from VM ("none" if nobody)
-ask() { at "$1" python3 "$TOOL" ask "$2" "who-is-$2-from-$1" 20; }
+ask() { inns "$1" python3 "$TOOL" ask "$2" "who-is-$2-from-$1" 20; }
 
 empty=$(inv) # (sw3's S-VLAN device vcq300 is there from the start)
 
@@ -274,9 +287,9 @@ for x in "h11 tb1" "h31 tb2"; do
 done
 check "B ready with its VMs attached" ready B 30
 wait_for "tb1 in vc$VB on h11 (host agent)" 15 \
-    test "$(master_of h11 tb1)" = vc$VB
+    master_is h11 tb1 vc$VB
 wait_for "tb2 in vc$VB on h31 (host agent)" 15 \
-    test "$(master_of h31 tb2)" = vc$VB
+    master_is h31 tb2 vc$VB
 expect_eq "sw3: the S-VLAN device vcq300 carries B's VLAN $VB" "$VB" \
     "$(vids sw3 vcq300)"
 expect_eq "sw3: the raw uplink carries no cluster VLAN" "" "$(vids sw3 up0)"
@@ -296,8 +309,8 @@ for x in "h11 ta1" "h21 ta2"; do
         bad "attach A $1 $2: $out"
 done
 check "A ready with its VMs attached" ready A 30
-wait_for "ta1 in vc$VA on h11" 15 test "$(master_of h11 ta1)" = vc$VA
-wait_for "ta2 in vc$VA on h21" 15 test "$(master_of h21 ta2)" = vc$VA
+wait_for "ta1 in vc$VA on h11" 15 master_is h11 ta1 vc$VA
+wait_for "ta2 in vc$VA on h21" 15 master_is h21 ta2 vc$VA
 check "h11: eth1.$VA marked with A" has "$(alias_of h11 eth1.$VA)" \
     "^virtcloud:cluster=A:vlan=$VA\\b"
 expect_eq "sw1: p1 (h11) carries A and B" \
@@ -310,7 +323,7 @@ note "A is VLAN $VA"
 
 # --- isolation: the right VM answers; no frame crosses ------------------
 stop=$TMPD/sniff.stop
-at mgmt python3 "$TOOL" sniff "$stop" \
+python3 "$TOOL" sniff "$stop" \
     "$(ns b1),02bb00,02aa00,clusterA" "$(ns b2),02bb00,02aa00,clusterA" \
     "$(ns a1),02aa00,02bb00,clusterB" > "$TMPD/sniff.out" \
     2> "$TMPD/sniff.frames" &
@@ -326,24 +339,24 @@ expect_eq "B: b2 asks 10.99.0.1, b1 answers" clusterB-b1 "$(ask b2 10.99.0.1)"
 
 # --- a2 moves from site 2 (h21) to site 3 (h32) --------------------------
 out=$(vc cluster extend A --site s3 2>&1) || bad "extend A to s3: $out"
-at h21 ip link del ta2 # the VM stops on h21...
+nip h21 link del ta2 # the VM stops on h21...
 ip link add eth0 netns "$(ns a2)" address 02:aa:00:00:00:02 type veth \
     peer name ta2 netns "$(ns h32)" # ...and runs on h32, same MAC and IP
-at a2 ip addr add 10.99.0.2/24 dev eth0
-at a2 ip link set eth0 up
-at h32 ip link set ta2 up
+nip a2 addr add 10.99.0.2/24 dev eth0
+nip a2 link set eth0 up
+nip h32 link set ta2 up
 out=$(vc cluster attach A --host h32 --iface ta2 2>&1) ||
     bad "attach A h32 ta2: $out"
 out=$(vc cluster detach A --host h21 --iface ta2 2>&1) ||
     bad "detach A h21 ta2: $out"
 check "A ready again on s1,s2,s3" ready A 30
-wait_for "ta2 in vc$VA on h32" 15 test "$(master_of h32 ta2)" = vc$VA
+wait_for "ta2 in vc$VA on h32" 15 master_is h32 ta2 vc$VA
 # The VM announces itself once it runs at its new place, as QEMU does
 # after a migration, so the bridges on the way learn where it went.
-at a2 python3 "$TOOL" announce 10.99.0.2
+inns a2 python3 "$TOOL" announce 10.99.0.2
 check "sw3: vcq300 now carries A's VLAN too" carries sw3 vcq300 $VA
 wait_for "h21 removed A's bridge (no VM of A left there)" 15 \
-    sh -c "! ip netns exec $(ns h21) ip link show vc$VA"
+    no_link h21 vc$VA
 expect_eq "A after the move: a1 asks 10.99.0.2, a2 answers from site 3" \
     clusterA-a2 "$(ask a1 10.99.0.2)"
 expect_eq "B after the move: b1 asks 10.99.0.2, still b2" clusterB-b2 \
@@ -366,10 +379,10 @@ done
 note "isolation and move checked"
 
 # --- drift repair ----------------------------------------------------------
-at h11 ip link del eth1.$VB
+nip h11 link del eth1.$VB
 wait_for "h11: hand-deleted eth1.$VB restored by its host agent" 10 \
-    test "$(master_of h11 eth1.$VB)" = vc$VB
-at sw3 ip link del vcq300
+    master_is h11 eth1.$VB vc$VB
+nip sw3 link del vcq300
 wait_for "sw3: hand-deleted S-VLAN device vcq300 restored by s3's agent" 10 \
     carries sw3 vcq300 $VB
 expect_eq "B after repairs: b1 asks 10.99.0.2, b2 answers" clusterB-b2 \
@@ -385,9 +398,8 @@ note "site 2's agent killed -9 $k its switch dropped VLAN $VA"
 check "A still releasing while s2 is down" state_is A releasing
 site_start 2
 wait_for "A released everywhere after s2's agent restarted" 40 gone A
-wait_for "hosts took A's bridges down" 15 sh -c \
-    "! ip netns exec $(ns h11) ip link show vc$VA &&
-     ! ip netns exec $(ns h32) ip link show vc$VA"
+wait_for "hosts took A's bridges down" 15 eval \
+    "no_link h11 vc$VA && no_link h32 vc$VA"
 after=$(inv)
 check "release A: hosts, switches and core exactly as before A" \
     test "$before" = "$after"
@@ -396,16 +408,16 @@ check "release A: hosts, switches and core exactly as before A" \
     diff "$TMPD/i1" "$TMPD/i2" | sed 's/^/  /'; }
 check_not "no link anywhere marked with cluster A" has "$after" 'cluster=A:'
 expect_eq "taps of A left alone, out of any bridge" ":" \
-    "$(master_of h11 ta1):$(master_of h32 ta2)"
+    "$(mst h11 ta1):$(mst h32 ta2)"
 check "B still works: b1 asks 10.99.0.2, b2 answers" test \
     "$(ask b1 10.99.0.2)" = clusterB-b2
 note "A released"
 
 # --- a switch that refuses ---------------------------------------------------
 rename_sw2() { # rename_sw2 FROM TO: sw2's uplink port
-    at sw2 ip link set "$1" down
-    at sw2 ip link set "$1" name "$2"
-    at sw2 ip link set "$2" up
+    nip sw2 link set "$1" down
+    nip sw2 link set "$1" name "$2"
+    nip sw2 link set "$2" up
 }
 failed_on_up0() {
     [ "$(site_field "$1" s2 state)" = failed ] &&
