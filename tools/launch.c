@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,21 +24,44 @@ static const char *site_names[LAUNCH_SITES_MAX] = {
     "zlin", "jihlava", "opava", "kladno", "most", "tabor", "cheb", "kolin",
     "pisek"};
 
-static int free_port(void)
+/* True if port can be bound on loopback right now. */
+static bool port_free(int port)
 {
     struct sockaddr_in sa;
-    socklen_t len = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bool ok;
     if (fd < 0)
-        return -errno;
+        return false;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
+    ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
     close(fd);
-    return port > 0 ? port : -EADDRNOTAVAIL;
+    return ok;
+}
+
+/* A loopback port that is free now and not yet in the plan. Taken from
+ * 20000-32000, below Linux's ephemeral range (32768-60999): a port the
+ * kernel hands out for bind(0) can be handed out again, to another site
+ * of the plan or to an outgoing connection, before the agent binds it. */
+static int free_port(const struct launch *l, unsigned nsites, int other)
+{
+    static unsigned seed;
+    if (seed == 0)
+        seed = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16);
+    for (int tries = 0; tries < 1000; tries++) {
+        int port = 20000 + (int)(rand_r(&seed) % 12000);
+        bool taken = port == other;
+        char want[16];
+        snprintf(want, sizeof want, ":%d", port);
+        for (unsigned i = 0; i < nsites && !taken; i++)
+            taken = strstr(l->sites[i].peer, want) != NULL ||
+                    strstr(l->sites[i].api, want) != NULL;
+        if (!taken && port_free(port))
+            return port;
+    }
+    return -EADDRNOTAVAIL;
 }
 
 int launch_plan(struct launch *l, const char *dir, const char *agent,
@@ -56,8 +81,9 @@ int launch_plan(struct launch *l, const char *dir, const char *agent,
     l->n = n;
     for (unsigned i = 0; i < n; i++) {
         struct launch_site *s = &l->sites[i];
-        int p1 = free_port(), p2 = free_port();
-        if (p1 < 0 || p2 < 0 || p1 == p2) {
+        int p1 = free_port(l, i, 0);
+        int p2 = p1 < 0 ? p1 : free_port(l, i, p1);
+        if (p1 < 0 || p2 < 0) {
             snprintf(errmsg, errlen, "no free loopback port");
             return -EADDRNOTAVAIL;
         }
