@@ -142,6 +142,8 @@ struct agent {
     bool registered_once, removed_warned;
     bool caught_up;
     uint64_t startup_commit;
+    uint64_t leader_commit; /* highest commit index a leader answered a
+                               ping with since this agent started */
 
     struct request *reqs; /* every live request */
     unsigned nreqs;

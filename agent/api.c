@@ -239,9 +239,20 @@ static void pack_status(msgpack_packer *pk, void *ctx)
     view_status(pk, ctx);
 }
 
-static void pack_site_name(msgpack_packer *pk, void *ctx)
+/* [site, commit, leader]: a restarted agent learns from the leader's
+ * answer how far it must apply before its view counts as complete. */
+static void pack_ping(msgpack_packer *pk, void *ctx)
 {
-    mp_pack_cstr(pk, ((struct agent *)ctx)->cfg.site);
+    struct agent *a = ctx;
+    struct consensus_status st;
+    consensus_status(&a->cons, &st);
+    msgpack_pack_array(pk, 3);
+    mp_pack_cstr(pk, a->cfg.site);
+    msgpack_pack_uint64(pk, st.commit);
+    if (consensus_is_leader(&a->cons))
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
 }
 
 struct local_read {
@@ -309,7 +320,7 @@ static void dispatch(struct conn *c, const struct proto_request *req)
         answered(req, 0, t0);
         return;
     case PROTO_OP_PING:
-        api_reply(c, req->seq, 0, "", pack_site_name, a);
+        api_reply(c, req->seq, 0, "", pack_ping, a);
         answered(req, 0, t0);
         return;
     case PROTO_OP_LOGLEVEL:

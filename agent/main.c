@@ -130,6 +130,13 @@ static bool site_matches(const struct agent *a, const struct fsm_site *s)
            (!auth_site_pk(a) || s->has_key);
 }
 
+/* True once this replica has applied everything committed when it
+ * started, so that acting on its view (reconciling devices, feeding host
+ * agents, trusting keys) cannot undo live configuration. A follower's own
+ * commit index says nothing about that right after a restart: raft only
+ * raises it as the leader's entries arrive. So the target is the leader's
+ * commit index, learnt from its answer to a ping (peer.c); a leader holds
+ * every committed entry and uses its own. */
 bool agent_caught_up(struct agent *a)
 {
     struct consensus_status st;
@@ -138,8 +145,14 @@ bool agent_caught_up(struct agent *a)
     consensus_status(&a->cons, &st);
     if (!st.leader_id)
         return false;
-    if (!a->startup_commit)
-        a->startup_commit = st.commit ? st.commit : 1;
+    if (!a->startup_commit) {
+        if (consensus_is_leader(&a->cons))
+            a->startup_commit = st.commit ? st.commit : 1;
+        else if (a->leader_commit)
+            a->startup_commit = a->leader_commit;
+        else
+            return false;
+    }
     if (st.applied >= a->startup_commit) {
         a->caught_up = true;
         log_info("caught up at index %llu", (unsigned long long)st.applied);

@@ -132,13 +132,29 @@ static bool retryable(int code)
            code == VC_ETIMEOUT || code == VC_EUNKNOWN;
 }
 
+/* A ping answer [site, commit, leader] from the leader tells a restarting
+ * agent the commit index its view must reach (agent_caught_up()). Older
+ * agents answer with the site name alone: no information. */
+static void on_ping(struct agent *a, const msgpack_object *o)
+{
+    const msgpack_object *v = o->via.array.ptr;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 3 ||
+        v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        v[2].type != MSGPACK_OBJECT_BOOLEAN || !v[2].via.boolean)
+        return;
+    if (v[1].via.u64 > a->leader_commit)
+        a->leader_commit = v[1].via.u64;
+}
+
 static void on_response(struct agent *a, struct peer *p, int idx,
                         const struct proto_response *resp)
 {
     struct request *r;
     p->last_ok_ms = agent_now_ms(a);
-    if (resp->seq == p->ping_seq)
+    if (resp->seq == p->ping_seq) {
+        on_ping(a, &resp->payload);
         return;
+    }
     if (!(r = request_by_fwd(a, idx, resp->seq)))
         return; /* answered already (local apply) or expired */
     /* A write's answer carries its result; anything else that says "try
