@@ -24,8 +24,9 @@ systemd scdoc bash-completion"
 # priority prefixes; libmicrohttpd-dev: GET /metrics; systemd: the
 # install test checks the unit with systemd-analyze.
 # tests/netns boot user-mode Linux (with busybox for its init) where the
-# running kernel lacks 802.1Q VLAN devices or bridge VLAN filtering.
-NETNS_PKGS="user-mode-linux busybox-static"
+# running kernel lacks 802.1Q VLAN devices or bridge VLAN filtering; jq
+# reads the CLI's JSON in the end-to-end script (tests/netns/e2e_test.sh).
+NETNS_PKGS="user-mode-linux busybox-static jq"
 BPO_LIST=/etc/apt/sources.list.d/bookworm-backports.sources
 
 need_root() {
