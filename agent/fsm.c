@@ -92,6 +92,7 @@ void fsm_close(struct fsm *f)
     map_close(&f->host_map);
     map_close(&f->cluster_map);
     map_close(&f->dd_map);
+    fsm_auth_close(&f->auth);
     fsm_audit_close(&f->audit);
     memset(f, 0, sizeof *f);
 }
@@ -531,6 +532,8 @@ static int cmd_site_add(struct fsm *f, const struct proto_cmd *c,
         s++;
     if (s == VC_SITES_MAX)
         return fail(r, VC_ELIMIT, "site limit of %d reached", VC_SITES_MAX);
+    if (fsm_auth_site_add_refused(f, c, r))
+        return 0;
     struct fsm_site *site = &f->sites[s];
     memset(site, 0, sizeof *site);
     mp_str_copy(c->name, site->name, sizeof site->name);
@@ -539,6 +542,7 @@ static int cmd_site_add(struct fsm *f, const struct proto_cmd *c,
     site->live = true;
     site->id = f->next_site_id++;
     site_set(site, c);
+    fsm_auth_site_added(f, site, c);
     f->nsites++;
     return ok(r, "site %s added with id %u", site->name, site->id);
 }
@@ -553,10 +557,12 @@ static int cmd_site_update(struct fsm *f, const struct proto_cmd *c,
     if ((other = site_conflicting_addr(f, c->addr, (int)s)) >= 0)
         return fail(r, VC_ECONFLICT, "address %.*s is already used by site %s",
                     S(c->addr), f->sites[other].name);
-    if (pool_strands(f, (unsigned)s, &c->pool, r))
+    if (pool_strands(f, (unsigned)s, &c->pool, r) ||
+        fsm_auth_site_update_refused(f, &f->sites[s], c, r))
         return 0;
     bool was_managed = f->sites[s].managed;
     site_set(&f->sites[s], c);
+    fsm_auth_site_updated(&f->sites[s], c);
     if (was_managed && !c->managed)
         settle_unmanaged(f, (unsigned)s);
     return ok(r, "site %.*s updated", S(c->name));
@@ -635,6 +641,7 @@ static int cmd_site_remove(struct fsm *f, const struct proto_cmd *c,
         if (f->hosts[i].live && f->hosts[i].site == s)
             host_delete(f, &f->hosts[i]);
     map_del(&f->site_map, site->name, strlen(site->name));
+    fsm_auth_site_removed(f, site);
     char name[VC_NAME_MAX + 1];
     memcpy(name, site->name, sizeof name);
     memset(site, 0, sizeof *site);
@@ -1461,6 +1468,11 @@ static const cmd_fn handlers[PROTO_CMD_TYPE_MAX + 1] = {
     [PROTO_CMD_DETACH] = cmd_detach,
     [PROTO_CMD_APPLY_REPORT] = cmd_apply_report,
     [PROTO_CMD_CLUSTER_ROLLBACK] = cmd_cluster_rollback,
+    [PROTO_CMD_SITE_KEY] = fsm_auth_site_key,
+    [PROTO_CMD_ROLE_ADD] = fsm_auth_role_add,
+    [PROTO_CMD_ROLE_REMOVE] = fsm_auth_role_remove,
+    [PROTO_CMD_INVITE_ADD] = fsm_auth_invite_add,
+    [PROTO_CMD_INVITE_REMOVE] = fsm_auth_invite_remove,
 };
 
 int fsm_apply(struct fsm *f, const struct proto_cmd *cmd,
@@ -1475,7 +1487,8 @@ int fsm_apply(struct fsm *f, const struct proto_cmd *cmd,
         if (dedupe_lookup(f, cmd->req_id, hash, r))
             return 0;
     }
-    if (cmd->type < 1 || cmd->type > PROTO_CMD_TYPE_MAX)
+    if (cmd->type < 1 || cmd->type > PROTO_CMD_TYPE_MAX ||
+        !handlers[cmd->type])
         rv = fail(r, VC_EINVAL, "unknown command type %u", cmd->type);
     else
         rv = handlers[cmd->type](f, cmd, r);

@@ -24,13 +24,15 @@
 #include "../proto/mp.h"
 #include "../proto/vlanset.h"
 #include "fsm_audit.h"
+#include "fsm_auth.h"
 #include "map.h"
 
 #define FSM_HOSTS_MAX 65536
 #define FSM_CLUSTERS_MAX 65536
 #define FSM_ATTACH_MAX 1024   /* per cluster */
 #define FSM_DEDUPE_MAX 100000 /* remembered request ids (FIFO) */
-#define FSM_SNAPSHOT_VERSION 2 /* 2: audit trail; 1 still read */
+#define FSM_SNAPSHOT_VERSION 3 /* 2: audit trail; 3: site keys and auth;
+                                  1 and 2 still read */
 #define FSM_DD_GENS 3
 /* Rounded up: the full generations must hold the whole window. */
 #define FSM_DD_GEN_IDS \
@@ -55,6 +57,9 @@ struct fsm_site {
     uint16_t svlan;
     bool managed; /* reports apply/removal; false: bookkeeping only */
     uint32_t nslots; /* cluster slots referencing this site */
+    bool has_key, has_old_key; /* see fsm_auth.h */
+    uint8_t key[PROTO_KEY_BYTES];     /* Ed25519 public key */
+    uint8_t old_key[PROTO_KEY_BYTES]; /* previous key, during rotation */
 };
 
 struct fsm_host {
@@ -149,6 +154,7 @@ struct fsm {
     uint64_t *dd_filter; /* FSM_DD_GENS * FSM_DD_FILTER_WORDS */
     uint32_t dd_gen, dd_gen_ids; /* generation filling; ids put in it */
 
+    struct fsm_auth auth; /* keys, roles, invites (fsm_auth.c) */
     struct fsm_audit audit; /* the last changes (fsm_audit.c) */
 
     uint64_t applied; /* commands applied, for diagnostics */

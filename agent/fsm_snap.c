@@ -50,9 +50,16 @@ static const char **sorted_names(const void *base, size_t stride,
     return v;
 }
 
+static void pack_key(msgpack_packer *pk, bool has, const uint8_t *key)
+{
+    msgpack_pack_bin(pk, has ? PROTO_KEY_BYTES : 0);
+    if (has)
+        msgpack_pack_bin_body(pk, key, PROTO_KEY_BYTES);
+}
+
 static void pack_site(msgpack_packer *pk, const struct fsm_site *s)
 {
-    msgpack_pack_array(pk, 7);
+    msgpack_pack_array(pk, 9);
     msgpack_pack_uint32(pk, s->id);
     mp_pack_cstr(pk, s->name);
     mp_pack_cstr(pk, s->addr);
@@ -60,6 +67,8 @@ static void pack_site(msgpack_packer *pk, const struct fsm_site *s)
     msgpack_pack_uint8(pk, s->uplink);
     msgpack_pack_uint16(pk, s->svlan);
     pack_bool(pk, s->managed);
+    pack_key(pk, s->has_key, s->key);
+    pack_key(pk, s->has_old_key, s->old_key);
 }
 
 static void pack_sites(msgpack_packer *pk, const struct fsm *f)
@@ -170,14 +179,15 @@ int fsm_snapshot(const struct fsm *f, struct mp_buf *out)
 {
     msgpack_packer pk;
     mp_packer_init(&pk, out);
-    msgpack_pack_array(&pk, 7);
+    msgpack_pack_array(&pk, 8);
     msgpack_pack_uint8(&pk, FSM_SNAPSHOT_VERSION);
     msgpack_pack_uint32(&pk, f->next_site_id);
     pack_sites(&pk, f);
     if (pack_hosts(&pk, f) != 0 || pack_clusters(&pk, f) != 0)
         return VC_ENOMEM;
     pack_dedupe(&pk, f);
-    fsm_audit_pack(&pk, &f->audit);
+    fsm_auth_pack(&pk, f);
+    fsm_audit_pack(&pk, &f->audit); /* the trail stays the last part */
     return out->oom ? VC_ENOMEM : 0;
 }
 
@@ -205,8 +215,31 @@ static int replay(struct fsm *f, struct proto_cmd *cmd, char *errmsg,
     return 0;
 }
 
+/* A site key field: empty bin (none) or 32 bytes. */
+static int get_key(const msgpack_object *o, struct mp_str *k)
+{
+    if (o->type != MSGPACK_OBJECT_BIN ||
+        (o->via.bin.size != 0 && o->via.bin.size != PROTO_KEY_BYTES))
+        return VC_EMALFORMED;
+    k->p = o->via.bin.size ? o->via.bin.ptr : "";
+    k->n = o->via.bin.size;
+    return 0;
+}
+
+/* Version 2 site records end with the key and the old key. */
+static int restore_site_keys(struct fsm *f, const msgpack_object *fl,
+                             struct proto_cmd *cmd, struct mp_str *old)
+{
+    (void)f;
+    if (get_key(&fl[7], &cmd->key) != 0 || get_key(&fl[8], old) != 0 ||
+        (old->n && !cmd->key.n))
+        return VC_EMALFORMED;
+    return 0;
+}
+
 static int restore_sites(struct fsm *f, const msgpack_object *o,
-                         struct proto_cmd *cmd, char *errmsg, size_t errlen)
+                         struct proto_cmd *cmd, unsigned nfields,
+                         char *errmsg, size_t errlen)
 {
     const msgpack_object *items, *fl;
     uint32_t n, nf;
@@ -214,15 +247,17 @@ static int restore_sites(struct fsm *f, const msgpack_object *o,
     if (mp_get_array(o, 0, VC_SITES_MAX, &items, &n) != 0)
         BAD("snapshot sites: not an array of at most %d", VC_SITES_MAX);
     for (uint32_t i = 0; i < n; i++) {
+        struct mp_str old = {"", 0};
         proto_cmd_init(cmd, PROTO_CMD_SITE_ADD);
-        if (mp_get_array(&items[i], 7, 7, &fl, &nf) != 0 ||
+        if (mp_get_array(&items[i], nfields, nfields, &fl, &nf) != 0 ||
             mp_get_uint(&fl[0], UINT32_MAX - 1, &id) != 0 || id <= prev ||
             mp_get_str(&fl[1], VC_NAME_MAX, &cmd->name) != 0 ||
             mp_get_str(&fl[2], VC_ADDR_MAX, &cmd->addr) != 0 ||
             proto_pool_unpack(&fl[3], &cmd->pool) != 0 ||
             mp_get_uint(&fl[4], UPLINK_QINQ, &uplink) != 0 ||
             mp_get_uint(&fl[5], VLAN_MAX, &svlan) != 0 ||
-            mp_get_bool(&fl[6], &cmd->managed) != 0)
+            mp_get_bool(&fl[6], &cmd->managed) != 0 ||
+            (nfields > 7 && restore_site_keys(f, fl, cmd, &old) != 0))
             BAD("snapshot site %u: malformed", i);
         cmd->uplink = (uint8_t)uplink;
         cmd->svlan = (uint16_t)svlan;
@@ -230,6 +265,15 @@ static int restore_sites(struct fsm *f, const msgpack_object *o,
         int rv = replay(f, cmd, errmsg, errlen);
         if (rv != 0)
             return rv;
+        if (old.n) {
+            char name[VC_NAME_MAX + 1];
+            mp_str_copy(cmd->name, name, sizeof name);
+            struct fsm_site *s = fsm_site_find(f, name);
+            if (fsm_auth_site_by_key(f, (const uint8_t *)old.p))
+                BAD("snapshot site %s: old key in use", name);
+            memcpy(s->old_key, old.p, PROTO_KEY_BYTES);
+            s->has_old_key = true;
+        }
         prev = id;
     }
     return 0;
@@ -481,13 +525,13 @@ int fsm_restore(struct fsm *f, const void *data, size_t len, char *errmsg,
         goto out;
     }
     rv = VC_EMALFORMED;
-    if (mp_get_array(&root, 6, 7, &top, &ntop) != 0 ||
+    if (mp_get_array(&root, 6, 8, &top, &ntop) != 0 ||
         mp_get_u64(&top[0], &version) != 0) {
-        snprintf(errmsg, errlen, "snapshot is not a 6- or 7-element array");
+        snprintf(errmsg, errlen, "snapshot is not a 6- to 8-element array");
         goto out;
     }
-    /* Version 1 (no audit trail) is still read: version v has 5 + v
-     * parts. */
+    /* Versions 1 (no audit trail) and 2 (no keys, no auth part) are still
+     * read: version v has 5 + v elements. */
     if (version < 1 || version > FSM_SNAPSHOT_VERSION || ntop != 5 + version) {
         snprintf(errmsg, errlen, "snapshot format version %llu (this build "
                  "reads %d)", (unsigned long long)version,
@@ -499,7 +543,8 @@ int fsm_restore(struct fsm *f, const void *data, size_t len, char *errmsg,
         snprintf(errmsg, errlen, "snapshot: bad next site id");
         goto out;
     }
-    if ((rv = restore_sites(&fresh, &top[2], cmd, errmsg, errlen)) != 0 ||
+    if ((rv = restore_sites(&fresh, &top[2], cmd, version < 3 ? 7 : 9,
+                            errmsg, errlen)) != 0 ||
         (rv = restore_hosts(&fresh, &top[3], cmd, errmsg, errlen)) != 0)
         goto out;
     const msgpack_object *cl;
@@ -512,13 +557,16 @@ int fsm_restore(struct fsm *f, const void *data, size_t len, char *errmsg,
     for (uint32_t i = 0; i < ncl; i++)
         if ((rv = restore_cluster(&fresh, &cl[i], cmd, errmsg, errlen)) != 0)
             goto out;
-    if ((rv = restore_dedupe(&fresh, &top[5], errmsg, errlen)) != 0)
+    if ((rv = restore_dedupe(&fresh, &top[5], errmsg, errlen)) != 0 ||
+        (version > 2 &&
+         (rv = fsm_auth_restore(&fresh, &top[6], errmsg, errlen)) != 0))
         goto out;
     /* The replays above recorded their commands: the trail is the
      * snapshot's (empty before version 2). */
     fsm_audit_close(&fresh.audit);
     if (version > 1 &&
-        (rv = fsm_audit_restore(&fresh.audit, &top[6], errmsg, errlen)) != 0)
+        (rv = fsm_audit_restore(&fresh.audit, &top[ntop - 1], errmsg,
+                                errlen)) != 0)
         goto out;
     if (next_id < fresh.next_site_id) {
         snprintf(errmsg, errlen, "snapshot: next site id %llu is taken",

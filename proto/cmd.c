@@ -9,6 +9,7 @@
  *   n name   s site   o owner   h host   i iface   a addr   t text
  *   p pool   u uplink v svlan   m managed   k image   l lease_ms
  *   g gen    f force  b ok      S sites
+ *   K key (bin 32 or empty)   H token hash (bin 32 or empty)   r role
  *   x keep on failure
  */
 #define TYPE(name, fields) {name, fields, sizeof fields - 1, sizeof fields - 1}
@@ -21,8 +22,8 @@ static const struct {
     uint8_t nfields; /* strlen(fields), for the per-command paths */
     uint8_t min;     /* fields every body has; the rest may be left out */
 } types[PROTO_CMD_TYPE_MAX + 1] = {
-    [PROTO_CMD_SITE_ADD] = TYPE("site-add", "npuvma"),
-    [PROTO_CMD_SITE_UPDATE] = TYPE("site-update", "npuvma"),
+    [PROTO_CMD_SITE_ADD] = TYPE_OPT("site-add", "npuvmaKH", 6),
+    [PROTO_CMD_SITE_UPDATE] = TYPE_OPT("site-update", "npuvmaK", 6),
     [PROTO_CMD_SITE_REMOVE] = TYPE("site-remove", "nf"),
     [PROTO_CMD_POOL_SET] = TYPE("pool-set", "np"),
     [PROTO_CMD_HOST_ADD] = TYPE("host-add", "nsi"),
@@ -39,6 +40,11 @@ static const struct {
     [PROTO_CMD_DETACH] = TYPE("detach", "nhi"),
     [PROTO_CMD_APPLY_REPORT] = TYPE("apply-report", "nsgbt"),
     [PROTO_CMD_CLUSTER_ROLLBACK] = TYPE("cluster-rollback", "nl"),
+    [PROTO_CMD_SITE_KEY] = TYPE("site-key", "nKb"),
+    [PROTO_CMD_ROLE_ADD] = TYPE("role-add", "nKr"),
+    [PROTO_CMD_ROLE_REMOVE] = TYPE("role-remove", "n"),
+    [PROTO_CMD_INVITE_ADD] = TYPE("invite-add", "nHl"),
+    [PROTO_CMD_INVITE_REMOVE] = TYPE("invite-remove", "n"),
 };
 
 /* Longest lease: ten years, so deadlines never overflow. */
@@ -72,11 +78,25 @@ void proto_cmd_init(struct proto_cmd *cmd, int type)
      * copies of a 16-byte struct that stalled on store forwarding. */
     cmd->req_id.p = cmd->origin.p = cmd->name.p = cmd->site.p = "";
     cmd->owner.p = cmd->host.p = cmd->iface.p = cmd->addr.p = "";
-    cmd->text.p = "";
+    cmd->text.p = cmd->key.p = cmd->hash.p = "";
 }
 
 static const char *uplinks[] = {"xponder", "vpls", "qinq"};
 static const char *images[] = {"certified", "user"};
+static const char *roles[] = {"user", "scheduler", "admin"};
+
+const char *proto_role_name(int r)
+{
+    return r >= 0 && r <= ROLE_ADMIN ? roles[r] : "?";
+}
+
+int proto_role_parse(const char *s)
+{
+    for (int i = 0; i <= ROLE_ADMIN; i++)
+        if (strcmp(s, roles[i]) == 0)
+            return i;
+    return VC_EINVAL;
+}
 
 const char *proto_uplink_name(int u)
 {
@@ -301,6 +321,23 @@ static int check_field(const struct proto_cmd *c, char f, char *errmsg,
         return 0;
     case 'S':
         return check_sites(c, errmsg, errlen);
+    case 'K':
+        if (c->key.n != 0 && c->key.n != PROTO_KEY_BYTES)
+            BAD("key: %u bytes, want %d", c->key.n, PROTO_KEY_BYTES);
+        if (c->key.n == 0 && c->type != PROTO_CMD_SITE_ADD &&
+            c->type != PROTO_CMD_SITE_UPDATE)
+            BAD("key: required");
+        return 0;
+    case 'H':
+        if (c->hash.n != 0 && c->hash.n != PROTO_KEY_BYTES)
+            BAD("hash: %u bytes, want %d", c->hash.n, PROTO_KEY_BYTES);
+        if (c->hash.n == 0 && c->type == PROTO_CMD_INVITE_ADD)
+            BAD("hash: required");
+        return 0;
+    case 'r':
+        if (c->role > ROLE_ADMIN)
+            BAD("role: %u is not user, scheduler or admin", c->role);
+        return 0;
     default: /* g f b m x: any value is fine */
         return 0;
     }
@@ -356,6 +393,18 @@ void proto_pool_put(struct mp_buf *b, const struct vlanset *s)
     vlanset_ranges(s, put_range, b);
 }
 
+/* A 32-byte key or hash as msgpack bin (empty bin if unset). */
+static void put_bin(struct mp_buf *b, struct mp_str s)
+{
+    uint8_t *p = mp_buf_room(b, 2 + (size_t)s.n);
+    if (!p)
+        return;
+    p[0] = 0xc4;
+    p[1] = (uint8_t)s.n;
+    memcpy(p + 2, s.p, s.n);
+    b->len += 2 + s.n;
+}
+
 static void put_field(struct mp_buf *b, const struct proto_cmd *c, char f)
 {
     switch (f) {
@@ -376,6 +425,9 @@ static void put_field(struct mp_buf *b, const struct proto_cmd *c, char f)
     case 'f': mp_put_bool(b, c->force); break;
     case 'b': mp_put_bool(b, c->ok); break;
     case 'x': mp_put_bool(b, c->keep); break;
+    case 'K': put_bin(b, c->key); break;
+    case 'H': put_bin(b, c->hash); break;
+    case 'r': mp_put_uint(b, c->role); break;
     case 'S':
         mp_put_array(b, c->nsites);
         for (uint32_t i = 0; i < c->nsites; i++)
@@ -393,7 +445,7 @@ static unsigned fields_to_put(const struct proto_cmd *c)
     unsigned n = types[c->type].nfields;
     if (types[c->type].min == n)
         return n;
-    return c->keep ? n : types[c->type].min;
+    return c->key.n || c->hash.n || c->keep ? n : types[c->type].min;
 }
 
 static void put_cmd(struct mp_buf *b, const struct proto_cmd *c)
@@ -494,6 +546,16 @@ static int unpack_sites(const msgpack_object *o, struct proto_cmd *c)
     return 0;
 }
 
+static int get_bin(const msgpack_object *o, struct mp_str *s)
+{
+    if (o->type != MSGPACK_OBJECT_BIN ||
+        (o->via.bin.size != 0 && o->via.bin.size != PROTO_KEY_BYTES))
+        return VC_EMALFORMED;
+    s->p = o->via.bin.size ? o->via.bin.ptr : "";
+    s->n = o->via.bin.size;
+    return 0;
+}
+
 static int unpack_field(const msgpack_object *o, struct proto_cmd *c, char f)
 {
     uint64_t v;
@@ -528,6 +590,13 @@ static int unpack_field(const msgpack_object *o, struct proto_cmd *c, char f)
     case 'b': return mp_get_bool(o, &c->ok);
     case 'x': return mp_get_bool(o, &c->keep);
     case 'S': return unpack_sites(o, c);
+    case 'K': return get_bin(o, &c->key);
+    case 'H': return get_bin(o, &c->hash);
+    case 'r':
+        if (mp_get_uint(o, ROLE_ADMIN, &v) != 0)
+            return VC_EMALFORMED;
+        c->role = (uint8_t)v;
+        return 0;
     }
     return VC_EMALFORMED;
 }

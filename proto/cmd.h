@@ -49,8 +49,18 @@ enum proto_cmd_type {
     PROTO_CMD_APPLY_REPORT = 17,
     PROTO_CMD_CLUSTER_ROLLBACK = 18, /* leader: creation not applied in
                                         time (agent/rollback.c) */
-    PROTO_CMD_TYPE_MAX = 18
+    /* 19: reserved (host roles). Keys and roles (agent/fsm_auth.c): */
+    PROTO_CMD_SITE_KEY = 20,      /* set a site's key (rotation) */
+    PROTO_CMD_ROLE_ADD = 21,      /* bind a client key to a name + role */
+    PROTO_CMD_ROLE_REMOVE = 22,
+    PROTO_CMD_INVITE_ADD = 23,    /* one-time join token (its hash) */
+    PROTO_CMD_INVITE_REMOVE = 24,
+    PROTO_CMD_TYPE_MAX = 24
 };
+
+/* Client roles (docs/protocol.md, "Client authentication"). */
+enum proto_role { ROLE_USER = 0, ROLE_SCHEDULER = 1, ROLE_ADMIN = 2 };
+#define PROTO_KEY_BYTES 32 /* Ed25519 public key, token and token hash */
 
 enum proto_uplink { UPLINK_XPONDER = 0, UPLINK_VPLS = 1, UPLINK_QINQ = 2 };
 enum proto_image { IMAGE_CERTIFIED = 0, IMAGE_USER = 1 };
@@ -79,6 +89,9 @@ struct proto_cmd {
     bool force;
     bool ok;
     bool keep;          /* x: keep on failure (no rollback) */
+    struct mp_str key;  /* K: Ed25519 public key: 32 bytes, or empty */
+    struct mp_str hash; /* H: invite token hash: 32 bytes, or empty */
+    uint8_t role;       /* r: enum proto_role */
     uint32_t nsites;
     struct mp_str sites[VC_SITES_MAX];
 };
@@ -97,8 +110,8 @@ const char *proto_cmd_name(int type);
 const char *proto_cmd_fields(int type);
 
 /* How many leading fields a body of type must have: the rest are optional
- * trailing fields added later (cluster-create's keep), written only when
- * set so that older readers keep reading older commands. */
+ * trailing fields added later (site-add's key and token hash), written
+ * only when set so that older readers keep reading older commands. */
 unsigned proto_cmd_min_fields(int type);
 
 /* Resets every field of cmd (strings to "", numbers to 0). */
@@ -159,5 +172,7 @@ const char *proto_uplink_name(int uplink);
 int proto_uplink_parse(const char *s);
 const char *proto_image_name(int image);
 int proto_image_parse(const char *s);
+const char *proto_role_name(int role);
+int proto_role_parse(const char *s);
 
 #endif

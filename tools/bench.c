@@ -759,9 +759,12 @@ static int usage(void)
             "  --timeout MS      give up on a command after MS (default "
             "30000)\n"
             "  --failover        with --local: SIGKILL the leader a third "
-            "of the way in\n");
+            "of the way in\n"
+            "  --key PATH        sign every request with this key\n");
     return 2;
 }
+
+int bench_key_setup(const char *path); /* bench_key.c */
 
 static bool parse_num(const char *s, uint64_t min, uint64_t max, uint64_t *v)
 {
@@ -813,7 +816,10 @@ static int parse_args(struct opts *o, int argc, char **argv)
         else if (!strcmp(a, "--sites") &&
                  parse_num(val, 1, LAUNCH_SITES_MAX, &v))
             o->nsites = (unsigned)v;
-        else
+        else if (!strcmp(a, "--key")) { /* sign requests (bench_key.c) */
+            if (bench_key_setup(val) != 0)
+                return 2;
+        } else
             return usage();
     }
     if (o->failover && !o->local) {

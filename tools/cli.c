@@ -148,7 +148,8 @@ static void global_opts(struct cli *c, struct cli_opt *o)
     o[2] = (struct cli_opt){"timeout", &c->timeout_arg, NULL};
     o[3] = (struct cli_opt){"stale", NULL, &c->stale};
     o[4] = (struct cli_opt){"request-id", &c->req_id, NULL};
-    o[5] = (struct cli_opt){NULL, NULL, NULL};
+    o[5] = (struct cli_opt){"key", &c->key_arg, NULL};
+    o[6] = (struct cli_opt){NULL, NULL, NULL};
 }
 
 static const struct cli_opt *find_opt(const struct cli_opt *opts,
@@ -165,7 +166,7 @@ static const struct cli_opt *find_opt(const struct cli_opt *opts,
 static int take_opt(struct cli *c, const struct cli_opt *opts, int argc,
                     char **argv, int *i)
 {
-    struct cli_opt globals[6];
+    struct cli_opt globals[7];
     const char *arg = argv[*i] + 2, *eq = strchr(arg, '=');
     size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
     global_opts(c, globals);
@@ -351,6 +352,12 @@ static int request_failed(struct cli *c, int code, bool committed,
                    !strstr(text, c->req_buf);
     if (!*text)
         text = vc_strerror(code);
+    /* A refusal says which key this client used, and from where. */
+    if (code == VC_EDENIED && !committed) {
+        h = cli_key_desc();
+        if (!*h)
+            h = NULL;
+    }
     return cli_fail(c, code, committed, "%s%s%s%s%s%s", text, h ? "; " : "",
                     h ? h : "", show_id ? " (request id " : "",
                     show_id ? c->req_buf : "", show_id ? ")" : "");
@@ -368,6 +375,9 @@ static int call(struct cli *c, struct proto_request *req,
                 struct client_response *r, bool write)
 {
     char errmsg[ERRMSG_MAX];
+    int st;
+    if ((st = cli_key_setup(c)) != 0)
+        return st;
     req->timeout_ms = agent_timeout(c->timeout_ms);
     int rv =
         client_request(c->api, req, c->timeout_ms, r, errmsg, sizeof errmsg);

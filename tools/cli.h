@@ -35,6 +35,7 @@ struct cli {
     bool stale;              /* --stale */
     const char *req_id;      /* --request-id, NULL when not given */
     const char *timeout_arg; /* --timeout as typed, NULL when not given */
+    const char *key_arg;     /* --key, NULL when not given (cli_key.c) */
     uint32_t timeout_ms;
     const char *usage; /* of the running command, for usage errors */
     char usage_buf[256];
@@ -146,6 +147,11 @@ bool cli_is_help(const char *arg);
 
 /* Commands (tools/cmd_<verb>.c). */
 int cmd_status(struct cli *c, int argc, char **argv);
+/* tools/cli_key.c: finds and loads the client's key once and signs every
+ * request with it from then on. 0 or an exit status. */
+int cli_key_setup(struct cli *c);
+/* Which key requests carry and where it came from, for error messages. */
+const char *cli_key_desc(void);
 int cmd_site(struct cli *c, int argc, char **argv);
 int cmd_cluster(struct cli *c, int argc, char **argv);
 int cmd_host(struct cli *c, int argc, char **argv);

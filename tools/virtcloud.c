@@ -19,6 +19,9 @@ int cmd_keygen(struct cli *c, int argc, char **argv);
 int cmd_log_level(struct cli *c, int argc, char **argv);
 /* tools/cmd_audit.c */
 int cmd_audit(struct cli *c, int argc, char **argv);
+/* tools/cmd_role.c */
+int cmd_role(struct cli *c, int argc, char **argv);
+extern const struct cli_command cmd_role_commands[];
 
 static const struct cli_command commands[] = {
     {"status", cmd_status, "[--local]",
@@ -32,6 +35,9 @@ static const struct cli_command commands[] = {
     {"keygen", cmd_keygen, "[--out PATH]",
      "new site key pair: PATH (0600) and PATH.pub; prints the public key",
      NULL},
+    {"role", cmd_role, "add | remove | list",
+     "client keys and their roles (user, scheduler, admin)",
+     cmd_role_commands},
     {"audit", cmd_audit, "[--cluster NAME] [--since T] [--limit N]",
      "the replicated history of changes: who asked, when, the request id "
      "and the result (the asked agent's replica)",
@@ -62,6 +68,10 @@ static void print_help(FILE *f)
           "command with the\n"
           "                        same id returns the first answer "
           "(e.g. slurm:1234)\n"
+          "  --key PATH            sign requests with this private key "
+          "(default\n"
+          "                        $VIRTCLOUD_KEY, else "
+          "~/.config/virtcloud/key if present)\n"
           "Durations: a number and a unit (ms, s, m, h, d), or sums such as "
           "1h30m.\n"
           "\n"

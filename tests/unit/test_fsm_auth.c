@@ -224,7 +224,7 @@ static void snapshot_version_1_still_reads(void **state)
     (void)state;
     assert_int_equal(t_site_add(t, "a", "100-199", false), 0);
     assert_int_equal(t_create(t, "c1", "a", 60000), 0);
-    /* A version 1 snapshot holds no audit trail (version 3 added it):
+    /* A version 1 snapshot holds no audit trail (version 2 added it):
      * compare with the same state without one. */
     fsm_audit_close(&t->f.audit);
     snap_take(&t->f, &a);
