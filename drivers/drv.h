@@ -254,6 +254,11 @@ int drv_switch_read(struct drv *d, const struct vlanset *managed,
 void drv_host_state_free(struct drv_host_state *s);
 void drv_switch_state_free(struct drv_switch_state *s);
 
+/* For drivers building a read-back: appends a copy of host to v's hosts
+ * (freed by drv_switch_state_free()). 0 or -ENOMEM (v unchanged but for
+ * a possibly larger array). */
+int drv_switch_vlan_add_host(struct drv_switch_vlan *v, const char *host);
+
 /* Operation log: when on, every write operation performed is appended as
  * one line in ip(8)/bridge(8) syntax ("link add vc42 type bridge"). Off
  * by default except for dryrun. */

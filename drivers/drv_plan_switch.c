@@ -440,7 +440,7 @@ static void carried(const struct drv_link *k, struct vlanset *out)
     vlanset_del(out, k->pv->pvid);
 }
 
-static int add_host(struct drv_switch_vlan *v, const char *host)
+int drv_switch_vlan_add_host(struct drv_switch_vlan *v, const char *host)
 {
     const char **h = realloc((char **)v->hosts, (v->nhosts + 1) * sizeof *h);
     if (!h)
@@ -481,7 +481,7 @@ static int read_vid(const struct drv_switch_cfg *cfg,
         if (!k || k->master != br->ifindex)
             continue;
         carried(k, &c);
-        if (vlanset_has(&c, vid) && add_host(v, cfg->ports[i].host) != 0)
+        if (vlanset_has(&c, vid) && drv_switch_vlan_add_host(v, cfg->ports[i].host) != 0)
             return -ENOMEM;
     }
     if (v->nhosts || v->uplink)

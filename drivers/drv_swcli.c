@@ -607,18 +607,6 @@ int drv_swplan_make(const struct drv_swcfg *c,
 /* --- read-back
  * ---------------------------------------------------------------------- */
 
-static int add_host(struct drv_switch_vlan *v, const char *host)
-{
-    const char **h = realloc((char **)v->hosts, (v->nhosts + 1) * sizeof *h);
-    if (!h)
-        return -ENOMEM;
-    v->hosts = h;
-    if (!(h[v->nhosts] = strdup(host)))
-        return -ENOMEM;
-    v->nhosts++;
-    return 0;
-}
-
 int drv_swcli_read(const struct drv_swcfg *c, const struct vlanset *managed,
                    const struct drv_swview *have, struct drv_switch_state **out)
 {
@@ -643,7 +631,7 @@ int drv_swcli_read(const struct drv_swcfg *c, const struct vlanset *managed,
         v->uplink = c->nports && vlanset_has(&have->ports[0], vid);
         for (size_t i = 1; i < c->nports; i++)
             if (vlanset_has(&have->ports[i], vid) &&
-                add_host(v, c->hosts[i]) != 0) {
+                drv_switch_vlan_add_host(v, c->hosts[i]) != 0) {
                 s->nvlans++; /* so that free sees its hosts */
                 drv_switch_state_free(s);
                 return -ENOMEM;
