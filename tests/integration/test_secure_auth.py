@@ -277,7 +277,8 @@ def check_invite(env, c, adm):
                                 label="liberec-again", append=False)
     vc.wait_until(lambda: "is not valid" in j2.log_text(), 30,
                   "the reused token refused")
-    j2.signal(15)
+    if j2.running():  # a refused joiner may have stopped on its own
+        j2.signal(15)
     j2.wait_exit(20)
     return j
 

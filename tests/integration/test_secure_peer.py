@@ -390,8 +390,11 @@ def bench_once(env, bench, secure, count, conc):
     if secure:
         # Encrypted peers and signed client requests: the benchmark signs
         # every request with a site key (accepted like an admin's).
-        c, keys = secure_cluster(env, pools=pools, client_auth="required")
+        c, keys = secure_cluster(env, pools=pools, client_auth="required",
+                                 start=False)
         sign = ["--key", keys["brno"][0]]
+        env.cli_env["VIRTCLOUD_KEY"] = keys["brno"][0]  # the harness's CLI
+        c.start()
     else:
         c = env.cluster(3, pools=pools, start=False)
         fresh_dirs(env, c)
@@ -406,6 +409,7 @@ def bench_once(env, bench, secure, count, conc):
     m = re.search(r"creates_per_s=([0-9.]+) p50_ms=([0-9.]+) "
                   r"p99_ms=([0-9.]+)", out)
     vc.check(m, "no creates_per_s in:\n%s", out)
+    env.cli_env.pop("VIRTCLOUD_KEY", None)
     cpu = sum(cpu_s(a.pid) for a in c.agents)
     for a in c.agents:
         a.signal(15)
