@@ -177,6 +177,17 @@ static int poll_once(struct cli *c, struct wait *w, uint32_t budget,
     else
         client_response_init(&r);
     const msgpack_object *o = rv == 0 ? pick(w, &r.resp.payload) : NULL;
+    if (rv == 0 && !o && c->stale) {
+        /* A local replica may not have applied a create committed a
+         * moment ago (hooks run right after it): before calling the
+         * cluster missing, ask the leader. If it cannot answer, the
+         * error below makes this poll a retry. */
+        client_response_close(&r);
+        c->stale = false;
+        rv = quiet_read(c, PROTO_OP_CLUSTERS, w->name, budget, &r, errmsg);
+        c->stale = true;
+        o = rv == 0 ? pick(w, &r.resp.payload) : NULL;
+    }
     if (rv == 0 && !o) {
         rv = VC_ENOTFOUND;
         if (w->name)
