@@ -6,6 +6,7 @@
  * decodes to the same fields, and re-encoding is a fixed point.
  */
 #include <msgpack.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "fuzz.h"
@@ -21,6 +22,36 @@ static bool same(const struct proto_envelope *a, const struct proto_envelope *b)
            !memcmp(a->key, b->key, PROTO_ENVELOPE_KEY) &&
            !memcmp(a->nonce, b->nonce, PROTO_ENVELOPE_NONCE) &&
            !memcmp(a->sig, b->sig, PROTO_ENVELOPE_SIG);
+}
+
+/* True if o is a bin of exactly n bytes (n = SIZE_MAX: any size). */
+static bool bin_of(const msgpack_object *o, size_t n)
+{
+    return o->type == MSGPACK_OBJECT_BIN &&
+           (n == SIZE_MAX || o->via.bin.size == n);
+}
+
+/* An oracle independent of proto/envelope.c: what it accepted is, read
+ * by msgpack-c, a 6-array whose fields have exactly the fixed sizes. */
+static void check_layout(const uint8_t *data, size_t size,
+                         const struct proto_envelope *e)
+{
+    msgpack_unpacked u;
+    size_t off = 0;
+    msgpack_unpacked_init(&u);
+    FUZZ_CHECK(msgpack_unpack_next(&u, (const char *)data, size, &off) ==
+                   MSGPACK_UNPACK_SUCCESS,
+               "accepted bytes msgpack-c cannot read");
+    const msgpack_object *o = &u.data;
+    FUZZ_CHECK(o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 6,
+               "accepted something other than a 6-array");
+    const msgpack_object *f = o->via.array.ptr;
+    FUZZ_CHECK(bin_of(&f[1], e->payload_len) &&
+                   bin_of(&f[2], PROTO_ENVELOPE_KEY) &&
+                   bin_of(&f[4], PROTO_ENVELOPE_NONCE) &&
+                   bin_of(&f[5], PROTO_ENVELOPE_SIG),
+               "accepted a field of the wrong type or size");
+    msgpack_unpacked_destroy(&u);
 }
 
 static void encode(const struct proto_envelope *e, struct mp_buf *b)
@@ -48,6 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     FUZZ_CHECK(proto_envelope_is(data, size), "decoded but not recognised");
+    check_layout(data, size, &e);
     FUZZ_CHECK(e.key && e.nonce && e.sig && (e.payload || !e.payload_len),
                "missing field");
     encode(&e, &b1);

@@ -136,6 +136,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(channel_start(&c, &wire) == 0, "start");
     }
     int rv = feed(&c, data, size, step, &plain);
+    /* An oracle on the first frame header an established channel reads:
+     * a length outside one sealed frame must be refused at once. */
+    if (mode == 2 && size >= 4) {
+        uint32_t clen = (uint32_t)data[0] << 24 | (uint32_t)data[1] << 16 |
+                        (uint32_t)data[2] << 8 | data[3];
+        if (clen < crypto_secretstream_xchacha20poly1305_ABYTES ||
+            clen > CHANNEL_FRAME_MAX +
+                       crypto_secretstream_xchacha20poly1305_ABYTES)
+            FUZZ_CHECK(rv == -EMSGSIZE, "frame length %u not refused (%d)",
+                       clen, rv);
+    }
     FUZZ_CHECK(plain.len == 0, "%zu bytes of unauthenticated plaintext",
                plain.len);
     if (mode != 2)
