@@ -40,6 +40,12 @@ struct conn {
     bool close_after_write;
     char peer[64];
     struct conn *next, *prev;
+    /* Client session (auth.c, proto/envelope.h): opened by a signed
+     * PROTO_OP_SESSION; then requests carry a MAC under sess_key. */
+    bool has_session;
+    uint64_t sess_seq;     /* the seq the next session frame must carry */
+    uint8_t sess_key[32];  /* wiped when the connection is freed */
+    uint8_t sess_pk[32];   /* the client key that signed the session */
 };
 
 enum req_state {

@@ -14,6 +14,7 @@
  * are committed or not, never half-applied.
  */
 #include <errno.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -56,6 +57,7 @@ struct api_conn {
 static void conn_closed_cb(uv_handle_t *h)
 {
     struct api_conn *ac = h->data;
+    sodium_memzero(ac->c.sess_key, sizeof ac->c.sess_key);
     free(ac->c.buf);
     mp_buf_close(&ac->out);
     free(ac);
@@ -329,6 +331,9 @@ static void dispatch(struct conn *c, const struct proto_request *req)
     case PROTO_OP_WATCH:
         watch_on_request(a->rec.watch, c, req);
         return;
+    case PROTO_OP_SESSION:
+        answered(req, auth_session_open(c, req), t0);
+        return;
     case PROTO_OP_AUDIT: /* this replica's trail: every site holds it */
         api_reply(c, req->seq, 0, "", pack_audit, &(struct local_read){a, req});
         answered(req, 0, t0);
@@ -399,6 +404,12 @@ static bool parse_frames(struct conn *c)
         off += PROTO_FRAME_HDR + n;
         if (rv != 0) {
             api_reply(c, req.seq, rv, err, NULL, NULL);
+            if (c->close_after_write) { /* auth.c: a broken session */
+                uv_read_stop(&c->h.stream);
+                c->len = 0;
+                off = 0;
+                break;
+            }
             continue;
         }
         dispatch(c, &req);

@@ -333,6 +333,7 @@ static bool allowed(struct agent *a, const struct ident *id,
     case PROTO_OP_STATUS:
     case PROTO_OP_PING:
     case PROTO_OP_SITES:
+    case PROTO_OP_SESSION: /* each request in it is checked on its own */
         return true;
     case PROTO_OP_CLUSTERS:
         if (id->who != WHO_USER)
@@ -407,47 +408,155 @@ static int unsigned_ident(struct conn *c, struct auth *s, struct ident *id,
     return VC_EDENIED;
 }
 
+/* A session frame: the MAC and the sequence number stand for the
+ * signature; the identity is the session's key, looked up now. Nothing
+ * in the payload is read before it authenticated, except, on a refusal,
+ * the seq to answer with. */
+static int session_decode(struct conn *c, const void *data, size_t len,
+                          msgpack_zone *zone, struct proto_request *req,
+                          struct ident *id, char *errmsg, size_t errlen)
+{
+    struct proto_session_frame sf;
+    uint8_t mac[PROTO_SESSION_MAC];
+    char ignored[8];
+    bool good;
+    int rv = proto_session_decode(data, len, zone, &sf, errmsg, errlen);
+    memset(req, 0, sizeof *req);
+    if (rv != 0)
+        return rv;
+    if (c->has_session) {
+        sign_session_mac(c->sess_key, sf.seq, sf.payload, sf.payload_len,
+                         mac);
+        good = crypto_verify_16(mac, sf.mac) == 0;
+        if (good && sf.seq == c->sess_seq) {
+            c->sess_seq++;
+            if ((rv = proto_request_decode(sf.payload, sf.payload_len, zone,
+                                           req, errmsg, errlen)) != 0)
+                return rv;
+            if (req->op == PROTO_OP_SESSION) {
+                snprintf(errmsg, errlen, "a session is already open on "
+                         "this connection");
+                return VC_EINVAL;
+            }
+            return ident_of_key(c->a, req, c->sess_pk, id, errmsg, errlen);
+        }
+        /* Tampered, replayed, reordered or cut: this stream cannot be
+         * trusted any further. */
+        snprintf(errmsg, errlen, "session request %s (seq %llu, expected "
+                 "%llu): refused, connection closed",
+                 good ? "out of sequence (replayed or lost)"
+                      : "does not authenticate (altered, or another "
+                        "session's)",
+                 (unsigned long long)sf.seq,
+                 (unsigned long long)c->sess_seq);
+        log_warn("client %s: %s", c->peer, errmsg);
+        c->close_after_write = true;
+    } else {
+        snprintf(errmsg, errlen, "session request on a connection without "
+                 "a session: open one with a signed session request first");
+    }
+    /* Only to learn the seq to answer with. */
+    proto_request_decode(sf.payload, sf.payload_len, zone, req, ignored,
+                         sizeof ignored);
+    return VC_EDENIED;
+}
+
+/* A signed envelope: time, signature, identity, then the nonce. */
+static int envelope_decode(struct conn *c, const void *data, size_t len,
+                           msgpack_zone *zone, struct proto_request *req,
+                           struct ident *id, char *errmsg, size_t errlen)
+{
+    struct agent *a = c->a;
+    struct proto_envelope env;
+    int rv;
+    if ((rv = proto_envelope_decode(data, len, zone, &env, errmsg,
+                                    errlen)) != 0) {
+        memset(req, 0, sizeof req->seq);
+        return rv;
+    }
+    /* The payload is decoded before it is verified only to learn the
+     * seq to answer with; nothing in it is acted upon until then. */
+    if ((rv = proto_request_decode(env.payload, env.payload_len, zone, req,
+                                   errmsg, errlen)) != 0 ||
+        (rv = check_signed(a, &env, errmsg, errlen)) != 0 ||
+        (rv = ident_of_key(a, req, env.key, id, errmsg, errlen)) != 0)
+        return rv;
+    rv = nonce_check(au(a), env.key, env.nonce, agent_now_ms(a));
+    if (rv == VC_EDENIED) {
+        snprintf(errmsg, errlen, "key %s: replayed request (nonce seen "
+                 "before): refused", id->key);
+        return rv;
+    }
+    if (rv != 0) {
+        snprintf(errmsg, errlen, "too many signed requests to remember "
+                 "their nonces; retry shortly");
+        return rv;
+    }
+    if (req->op == PROTO_OP_SESSION) {
+        if (c->has_session) {
+            snprintf(errmsg, errlen, "a session is already open on this "
+                     "connection");
+            return VC_EINVAL;
+        }
+        memcpy(c->sess_pk, env.key, sizeof c->sess_pk);
+    }
+    return 0;
+}
+
+static void pack_session_pk(msgpack_packer *pk, void *ctx)
+{
+    msgpack_pack_bin(pk, PROTO_SESSION_KEY);
+    msgpack_pack_bin_body(pk, ctx, PROTO_SESSION_KEY);
+}
+
+int auth_session_open(struct conn *c, const struct proto_request *req)
+{
+    uint8_t pk[32], sk[32];
+    int rv;
+    sign_session_keypair(pk, sk);
+    rv = sign_session_derive(sk, req->session_pk, c->sess_pk,
+                             req->session_pk, pk, c->sess_key);
+    sodium_memzero(sk, sizeof sk);
+    if (rv != 0) {
+        api_reply(c, req->seq, VC_EINVAL, "session: the client's key is "
+                  "not a usable X25519 key", NULL, NULL);
+        return VC_EINVAL;
+    }
+    c->has_session = true;
+    c->sess_seq = 1;
+    api_reply(c, req->seq, 0, "", pack_session_pk, pk);
+    return 0;
+}
+
 int auth_request_decode(struct conn *c, const void *data, size_t len,
                         msgpack_zone *zone, struct proto_request *req,
                         char *errmsg, size_t errlen)
 {
     struct agent *a = c->a;
     struct auth *s = au(a);
-    struct proto_envelope env;
     struct ident id;
     const char *why = "";
     int rv;
-    if (!proto_envelope_is(data, len)) {
+    if (proto_session_is(data, len)) {
+        if ((rv = session_decode(c, data, len, zone, req, &id, errmsg,
+                                 errlen)) != 0)
+            return rv;
+    } else if (proto_envelope_is(data, len)) {
+        if ((rv = envelope_decode(c, data, len, zone, req, &id, errmsg,
+                                  errlen)) != 0)
+            return rv;
+    } else {
         if ((rv = proto_request_decode(data, len, zone, req, errmsg,
                                        errlen)) != 0 ||
             (rv = unsigned_ident(c, s, &id, errmsg, errlen)) != 0)
             return rv;
+        if (req->op == PROTO_OP_SESSION) {
+            snprintf(errmsg, errlen, "a session must be opened with a "
+                     "signed request");
+            return VC_EDENIED;
+        }
         if (id.who == WHO_ANY) /* client-auth off: as before */
             return 0;
-    } else {
-        if ((rv = proto_envelope_decode(data, len, zone, &env, errmsg,
-                                        errlen)) != 0) {
-            memset(req, 0, sizeof req->seq);
-            return rv;
-        }
-        /* The payload is decoded before it is verified only to learn the
-         * seq to answer with; nothing in it is acted upon until then. */
-        if ((rv = proto_request_decode(env.payload, env.payload_len, zone,
-                                       req, errmsg, errlen)) != 0 ||
-            (rv = check_signed(a, &env, errmsg, errlen)) != 0 ||
-            (rv = ident_of_key(a, req, env.key, &id, errmsg, errlen)) != 0)
-            return rv;
-        rv = nonce_check(s, env.key, env.nonce, agent_now_ms(a));
-        if (rv == VC_EDENIED) {
-            snprintf(errmsg, errlen, "key %s: replayed request (nonce seen "
-                     "before): refused", id.key);
-            return rv;
-        }
-        if (rv != 0) {
-            snprintf(errmsg, errlen, "too many signed requests to remember "
-                     "their nonces; retry shortly");
-            return rv;
-        }
     }
     if (!allowed(a, &id, req, &why)) {
         snprintf(errmsg, errlen, "%s%s%s (%s): not allowed: %s",

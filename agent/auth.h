@@ -6,6 +6,12 @@
  *   its key mapped to an identity (a role binding in the replicated state,
  *   or an accepted site key: another agent forwarding), and only then its
  *   nonce checked against the replay cache (so garbage cannot fill it);
+ * - a session frame (proto/envelope.h, version 3) is accepted only on a
+ *   connection where a signed PROTO_OP_SESSION opened a session, with the
+ *   next sequence number and a valid MAC; its identity is that of the key
+ *   that signed the session, looked up again for every request (a role
+ *   removed mid-session takes effect at once). A bad MAC or sequence
+ *   number is answered and the connection closed;
  * - an unsigned frame is accepted only if client authentication is off,
  *   or from root on the local Unix socket (SO_PEERCRED), as admin;
  * - the identity's role must allow the operation (auth.c, authorize());
@@ -47,6 +53,11 @@ void auth_close(struct agent *a);
 int auth_request_decode(struct conn *c, const void *data, size_t len,
                         msgpack_zone *zone, struct proto_request *req,
                         char *errmsg, size_t errlen);
+
+/* Answers a PROTO_OP_SESSION that auth_request_decode() accepted on c:
+ * derives the session key and replies with this agent's ephemeral key.
+ * Returns the code answered. */
+int auth_session_open(struct conn *c, const struct proto_request *req);
 
 /* Appends req as a frame for another agent: signed with this site's key
  * if it has one, else plain. Same returns as proto_request_encode(). */

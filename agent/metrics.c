@@ -128,7 +128,7 @@ static const char *type_name(unsigned t)
         [PROTO_OP_STATUS] = "status", [PROTO_OP_SITES] = "sites",
         [PROTO_OP_CLUSTERS] = "clusters", [PROTO_OP_PING] = "ping",
         [PROTO_OP_JOIN] = "join", [7] = "watch", [8] = "log-level",
-        [PROTO_OP_AUDIT] = "audit",
+        [PROTO_OP_AUDIT] = "audit", [PROTO_OP_SESSION] = "session",
     };
     const char *n = NULL;
     if (t > 0 && t < CMD_SLOTS)

@@ -79,23 +79,21 @@ static void put_bin(struct mp_buf *b, const uint8_t *p, size_t n)
     msgpack_pack_bin_body(&pk, p, n);
 }
 
-int proto_envelope_encode(const struct proto_envelope *env,
-                          struct mp_buf *out)
+/* Reserves the frame header; frame_end() fills it in. */
+static int frame_begin(struct mp_buf *out, size_t *start)
 {
-    static const uint8_t zero[PROTO_FRAME_HDR];
-    size_t start = out->len;
     uint8_t *p = mp_buf_room(out, PROTO_FRAME_HDR);
     if (!p)
         return VC_ENOMEM;
-    memcpy(p, zero, sizeof zero);
+    memset(p, 0, PROTO_FRAME_HDR);
+    *start = out->len;
     out->len += PROTO_FRAME_HDR;
-    mp_put_array(out, 6);
-    mp_put_uint(out, PROTO_ENVELOPE_VERSION);
-    put_bin(out, env->payload, env->payload_len);
-    put_bin(out, env->key, PROTO_ENVELOPE_KEY);
-    mp_put_uint(out, env->time_ms);
-    put_bin(out, env->nonce, PROTO_ENVELOPE_NONCE);
-    put_bin(out, env->sig, PROTO_ENVELOPE_SIG);
+    return 0;
+}
+
+static int frame_end(struct mp_buf *out, size_t start)
+{
+    uint8_t *p;
     if (out->oom)
         return VC_ENOMEM;
     size_t n = out->len - start - PROTO_FRAME_HDR;
@@ -109,4 +107,82 @@ int proto_envelope_encode(const struct proto_envelope *env,
     p[2] = (uint8_t)(n >> 8);
     p[3] = (uint8_t)n;
     return 0;
+}
+
+int proto_envelope_encode(const struct proto_envelope *env,
+                          struct mp_buf *out)
+{
+    size_t start;
+    if (frame_begin(out, &start) != 0)
+        return VC_ENOMEM;
+    mp_put_array(out, 6);
+    mp_put_uint(out, PROTO_ENVELOPE_VERSION);
+    put_bin(out, env->payload, env->payload_len);
+    put_bin(out, env->key, PROTO_ENVELOPE_KEY);
+    mp_put_uint(out, env->time_ms);
+    put_bin(out, env->nonce, PROTO_ENVELOPE_NONCE);
+    put_bin(out, env->sig, PROTO_ENVELOPE_SIG);
+    return frame_end(out, start);
+}
+
+/* --- sessions ---------------------------------------------------------- */
+
+bool proto_session_is(const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    return len >= 2 && p[0] == 0x94 && p[1] == PROTO_SESSION_VERSION;
+}
+
+int proto_session_decode(const void *data, size_t len, msgpack_zone *zone,
+                         struct proto_session_frame *sf, char *errmsg,
+                         size_t errlen)
+{
+    msgpack_object root;
+    const msgpack_object *f;
+    uint32_t n;
+    uint64_t version;
+    size_t m;
+    memset(sf, 0, sizeof *sf);
+    if (len > PROTO_FRAME_MAX || mp_decode(data, len, zone, &root) != 0 ||
+        mp_get_array(&root, 4, 4, &f, &n) != 0 ||
+        mp_get_u64(&f[0], &version) != 0) {
+        snprintf(errmsg, errlen, "session request: not [version, payload, "
+                 "seq, mac]");
+        return VC_EMALFORMED;
+    }
+    if (version != PROTO_SESSION_VERSION) {
+        snprintf(errmsg, errlen, "session request: version %llu (this agent "
+                 "reads %d)", (unsigned long long)version,
+                 PROTO_SESSION_VERSION);
+        return VC_EVERSION;
+    }
+    if (!get_bin(&f[1], 1, PROTO_FRAME_MAX, &sf->payload, &sf->payload_len) ||
+        mp_get_u64(&f[2], &sf->seq) != 0 || sf->seq == 0 ||
+        !get_bin(&f[3], PROTO_SESSION_MAC, PROTO_SESSION_MAC, &sf->mac, &m)) {
+        snprintf(errmsg, errlen, "session request: malformed field (payload, "
+                 "seq >= 1, 16-byte mac)");
+        return VC_EMALFORMED;
+    }
+    return 0;
+}
+
+void proto_session_prefix(uint64_t seq, uint8_t out[PROTO_SESSION_PREFIX])
+{
+    memcpy(out, PROTO_SESSION_LABEL, 8);
+    for (int i = 0; i < 8; i++)
+        out[8 + i] = (uint8_t)(seq >> (56 - 8 * i));
+}
+
+int proto_session_encode(const struct proto_session_frame *sf,
+                         struct mp_buf *out)
+{
+    size_t start;
+    if (frame_begin(out, &start) != 0)
+        return VC_ENOMEM;
+    mp_put_array(out, 4);
+    mp_put_uint(out, PROTO_SESSION_VERSION);
+    put_bin(out, sf->payload, sf->payload_len);
+    mp_put_uint(out, sf->seq);
+    put_bin(out, sf->mac, PROTO_SESSION_MAC);
+    return frame_end(out, start);
 }

@@ -1,4 +1,5 @@
-/* Signed client requests (docs/protocol.md, "Client authentication").
+/* Signed client requests and session frames (docs/protocol.md, "Client
+ * authentication"; docs/security.md).
  *
  * A signed request frame is the usual 4-byte length followed by
  *   [2, payload, key, time_ms, nonce, sig]
@@ -59,5 +60,50 @@ void proto_envelope_prefix(uint64_t time_ms, const uint8_t *nonce,
  * Returns 0, VC_ETOOBIG or VC_ENOMEM. */
 int proto_envelope_encode(const struct proto_envelope *env,
                           struct mp_buf *out);
+
+/* --- sessions ------------------------------------------------------------
+ * An Ed25519 verification costs ~95 us here, more than all the rest of a
+ * request's path, so a client that sends many requests on one connection
+ * signs once: a signed PROTO_OP_SESSION request (an envelope as above,
+ * checked like any other: time, signature, nonce) carries the client's
+ * ephemeral X25519 key, the answer the agent's, and both sides derive a
+ * session key (agent/sign.h). Every later request on that connection is
+ *   [3, payload, seq, mac]
+ * payload  bin: the body of a plain (version 1) request frame, unchanged
+ * seq      uint: 1 for the first request after the session opened, then
+ *          exactly one more each time (a replayed, dropped or reordered
+ *          frame is refused)
+ * mac      bin 16: keyed BLAKE2b-128 (the session key) over
+ *          "VCREQv3\0" | seq (8 bytes, big-endian) | payload
+ * It starts with 0x94 0x03. */
+#define PROTO_SESSION_VERSION 3
+#define PROTO_SESSION_MAC 16
+#define PROTO_SESSION_LABEL "VCREQv3" /* 8 bytes with its NUL */
+#define PROTO_SESSION_PREFIX (8 + 8)
+
+struct proto_session_frame {
+    const uint8_t *payload; /* a version 1 request body */
+    size_t payload_len;
+    uint64_t seq;
+    const uint8_t *mac; /* PROTO_SESSION_MAC bytes */
+};
+
+/* True if the frame body data[0..len) is a session frame (first two
+ * bytes). */
+bool proto_session_is(const void *data, size_t len);
+
+/* Decodes a session frame body. 0, VC_EMALFORMED or VC_EVERSION with
+ * errmsg; everything borrows from data. */
+int proto_session_decode(const void *data, size_t len, msgpack_zone *zone,
+                         struct proto_session_frame *sf, char *errmsg,
+                         size_t errlen);
+
+/* The 16-byte prefix of the MAC'd message (label, seq). */
+void proto_session_prefix(uint64_t seq, uint8_t out[PROTO_SESSION_PREFIX]);
+
+/* Appends a frame (header + session frame) to out. 0, VC_ETOOBIG or
+ * VC_ENOMEM. */
+int proto_session_encode(const struct proto_session_frame *sf,
+                         struct mp_buf *out);
 
 #endif

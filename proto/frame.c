@@ -123,6 +123,10 @@ int proto_request_encode(const struct proto_request *req, struct mp_buf *out,
         msgpack_pack_uint64(&pk, req->audit.after_seq);
         msgpack_pack_uint32(&pk, req->audit.limit);
         break;
+    case PROTO_OP_SESSION:
+        msgpack_pack_bin(&pk, PROTO_SESSION_KEY);
+        msgpack_pack_bin_body(&pk, req->session_pk, PROTO_SESSION_KEY);
+        break;
     default:
         msgpack_pack_nil(&pk);
     }
@@ -235,6 +239,15 @@ int proto_request_decode(const void *data, size_t len, msgpack_zone *zone,
             snprintf(errmsg, errlen, "malformed log level");
             return VC_EMALFORMED;
         }
+        return 0;
+    case PROTO_OP_SESSION:
+        if (f[5].type != MSGPACK_OBJECT_BIN ||
+            f[5].via.bin.size != PROTO_SESSION_KEY) {
+            snprintf(errmsg, errlen, "session: body must be a %d-byte key",
+                     PROTO_SESSION_KEY);
+            return VC_EMALFORMED;
+        }
+        memcpy(req->session_pk, f[5].via.bin.ptr, PROTO_SESSION_KEY);
         return 0;
     default:
         return 0;

@@ -39,8 +39,12 @@ enum proto_op {
     PROTO_OP_AUDIT = 10,   /* body: audit query [name, since_ms, after_seq,
                               limit]; payload: audit page (agent's own
                               replica) */
-    PROTO_OP_MAX = 10
+    PROTO_OP_SESSION = 11, /* body: bin 32, the client's ephemeral X25519
+                              key; only inside a signed envelope; payload:
+                              bin 32, the agent's (proto/envelope.h) */
+    PROTO_OP_MAX = 11
 };
+#define PROTO_SESSION_KEY 32
 
 /* PROTO_OP_AUDIT: which entries of the replicated audit trail
  * (agent/fsm_audit.h), oldest first. */
@@ -62,6 +66,7 @@ struct proto_request {
     uint8_t op;
     uint8_t flags;
     uint32_t timeout_ms; /* 0: the server's default */
+    uint8_t session_pk[PROTO_SESSION_KEY]; /* PROTO_OP_SESSION */
     struct proto_cmd cmd; /* PROTO_OP_SUBMIT; PROTO_OP_JOIN: site-add */
     struct mp_str peer;   /* PROTO_OP_JOIN: the joiner's raft address */
     struct mp_str name;   /* PROTO_OP_SITES / PROTO_OP_CLUSTERS filter;

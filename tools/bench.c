@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client_session.h"
 #include "client.h"
 #include "launch.h"
 #include "proto/err.h"
@@ -75,6 +76,7 @@ enum phase { PHASE_CREATE, PHASE_RELEASE };
 
 struct slot {
     struct client cl;
+    struct client_session sess; /* --key without --sign-each */
     struct client_reader rd;
     unsigned agent; /* index into bench.agents */
     uint8_t state, phase;
@@ -93,6 +95,7 @@ struct opts {
     unsigned concurrency;
     unsigned timeout_ms;
     bool local, failover, keep;
+    bool sign_each; /* --key: sign every request, no session */
     unsigned nsites; /* --local */
     char agent[PATH_MAX + 64];
 };
@@ -244,6 +247,10 @@ static void slot_send(struct bench *b, struct slot *s)
     if (s->cl.fd < 0) {
         rv = client_connect(&s->cl, b->agents[s->agent],
                             client_now_ms() + CONNECT_MS, err, sizeof err);
+        if (rv == 0 && !b->o.sign_each)
+            rv = client_session_open(&s->cl, &s->sess,
+                                    client_now_ms() + CONNECT_MS, err,
+                                    sizeof err);
         if (rv == 0 && (rv = slot_watch(b, s)) != 0) {
             snprintf(err, sizeof err, "epoll: %s", strerror(-rv));
             client_close(&s->cl);
@@ -748,6 +755,7 @@ static int usage(void)
             "[--agent PATH] [--keep])\n"
             "                       [--count N] [--concurrency C] "
             "[--timeout MS] [--failover]\n"
+            "                       [--key PATH [--sign-each]]\n"
             "  --api LIST        agents' client API addresses (default "
             "$VIRTCLOUD_API)\n"
             "  --local           start a cluster of N sites (default 3) in a "
@@ -760,11 +768,13 @@ static int usage(void)
             "30000)\n"
             "  --failover        with --local: SIGKILL the leader a third "
             "of the way in\n"
-            "  --key PATH        sign every request with this key\n");
+            "  --key PATH        authenticate with this key: one signed "
+            "session per\n"
+            "                    connection, then a MAC per request\n"
+            "  --sign-each       with --key: sign every request instead\n");
     return 2;
 }
 
-int bench_key_setup(const char *path); /* bench_key.c */
 
 static bool parse_num(const char *s, uint64_t min, uint64_t max, uint64_t *v)
 {
@@ -799,6 +809,10 @@ static int parse_args(struct opts *o, int argc, char **argv)
             o->keep = true;
             continue;
         }
+        if (!strcmp(a, "--sign-each")) {
+            o->sign_each = true;
+            continue;
+        }
         if (!val)
             return usage();
         i++; /* every other option takes a value */
@@ -817,7 +831,7 @@ static int parse_args(struct opts *o, int argc, char **argv)
                  parse_num(val, 1, LAUNCH_SITES_MAX, &v))
             o->nsites = (unsigned)v;
         else if (!strcmp(a, "--key")) { /* sign requests (bench_key.c) */
-            if (bench_key_setup(val) != 0)
+            if (client_key_setup(val) != 0)
                 return 2;
         } else
             return usage();

@@ -277,6 +277,8 @@ void client_init(struct client *cl)
     cl->fd = -1;
     cl->next_seq = 1;
     cl->addr[0] = '\0';
+    cl->seal = NULL;
+    cl->seal_ctx = NULL;
 }
 
 int client_connect(struct client *cl, const char *addrs, uint64_t deadline,
@@ -304,6 +306,8 @@ void client_close(struct client *cl)
     if (cl->fd >= 0)
         close(cl->fd);
     cl->fd = -1;
+    cl->seal = NULL; /* a session dies with its connection */
+    cl->seal_ctx = NULL;
 }
 
 /* --- frames ------------------------------------------------------------- */
@@ -377,15 +381,19 @@ void client_set_sealer(client_seal_fn fn, void *ctx)
     sealer_ctx = ctx;
 }
 
-/* Passes the encoded frame in out through the sealer, if any. */
-static int seal(struct mp_buf *out, char *errmsg, size_t errlen)
+/* Passes the encoded frame in out through the connection's sealer, else
+ * the process's, if any. */
+static int seal(const struct client *cl, struct mp_buf *out, char *errmsg,
+                size_t errlen)
 {
     struct mp_buf sealed;
+    client_seal_fn fn = cl->seal ? cl->seal : sealer;
+    void *ctx = cl->seal ? cl->seal_ctx : sealer_ctx;
     int rv;
-    if (!sealer)
+    if (!fn)
         return 0;
     mp_buf_init(&sealed);
-    if ((rv = sealer(sealer_ctx, out->data, out->len, &sealed)) != 0) {
+    if ((rv = fn(ctx, out->data, out->len, &sealed)) != 0) {
         snprintf(errmsg, errlen, "signing the request: %s", vc_strerror(rv));
         mp_buf_close(&sealed);
         return rv;
@@ -408,7 +416,7 @@ int client_send(struct client *cl, struct proto_request *req, uint64_t deadline,
     mp_buf_init(&out);
     rv = proto_request_encode(req, &out, errmsg, errlen);
     if (rv == 0)
-        rv = seal(&out, errmsg, errlen);
+        rv = seal(cl, &out, errmsg, errlen);
     if (rv == 0) {
         rv = write_all(cl->fd, out.data, out.len, deadline);
         if (rv != 0)

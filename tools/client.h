@@ -40,6 +40,10 @@ struct client {
     int fd;                     /* -1 while not connected */
     uint32_t next_seq;          /* seq of the next request sent */
     char addr[VC_ADDR_MAX + 8]; /* address connected to, for messages */
+    /* This connection's own sealer (a session: tools/bench_key.c), used
+     * instead of the process's; cleared by client_close(), ctx borrowed. */
+    client_seal_fn seal;
+    void *seal_ctx;
 };
 
 /* One answer. resp borrows its strings and payload from buf and zone, so

@@ -384,15 +384,20 @@ def test(env):
 
 # --- benchmark: secure vs plain, same run ----------------------------------
 
-def bench_once(env, bench, secure, count, conc):
+def bench_once(env, bench, mode, count, conc):
+    """mode: "plain" (plain TCP, no client auth), "session" (encrypted
+    peers, client-auth required, one signed session per connection then a
+    MAC per request) or "sign-each" (the same, every request signed)."""
     pools = ["100-3999"] * 3  # the benchmark must not run out of VLANs
     sign = []
-    if secure:
-        # Encrypted peers and signed client requests: the benchmark signs
-        # every request with a site key (accepted like an admin's).
+    if mode != "plain":
+        # The benchmark authenticates with a site key (accepted like an
+        # admin's).
         c, keys = secure_cluster(env, pools=pools, client_auth="required",
                                  start=False)
         sign = ["--key", keys["brno"][0]]
+        if mode == "sign-each":
+            sign.append("--sign-each")
         env.cli_env["VIRTCLOUD_KEY"] = keys["brno"][0]  # the harness's CLI
         c.start()
     else:
@@ -431,31 +436,36 @@ def bench(env):
     count = int(os.environ.get("VC_BENCH_COUNT", "30000"))
     conc = int(os.environ.get("VC_BENCH_CONC", "64"))
     rounds = int(os.environ.get("VC_BENCH_ROUNDS", "3"))
-    res = {False: [], True: []}
-    cpu = {False: [], True: []}
+    modes = ("plain", "session", "sign-each")
+    res = {m: [] for m in modes}
+    cpu = {m: [] for m in modes}
     for r in range(rounds):
-        for secure in (False, True):
-            rate, us, lat = bench_once(env, path, secure, count, conc)
-            res[secure].append(rate)
-            cpu[secure].append(us)
-            vc.log("round %d %s: %.0f creates/s, agents' CPU %.0f us per "
-                   "create (%s)", r + 1, "secure" if secure else "plain ",
-                   rate, us, lat)
+        for mode in modes:
+            rate, us, lat = bench_once(env, path, mode, count, conc)
+            res[mode].append(rate)
+            cpu[mode].append(us)
+            vc.log("round %d %-9s: %.0f creates/s, agents' CPU %.0f us per "
+                   "create (%s)", r + 1, mode, rate, us, lat)
 
     def median(v):
         return sorted(v)[len(v) // 2]
 
-    plain, sec = median(res[False]), median(res[True])
-    print("plain TCP : %s creates/s (median %.0f), CPU %.0f us/create" %
-          (" ".join("%.0f" % x for x in res[False]), plain,
-           median(cpu[False])))
-    print("secure    : %s creates/s (median %.0f), CPU %.0f us/create "
-          "(encrypted peers, signed requests)" %
-          (" ".join("%.0f" % x for x in res[True]), sec, median(cpu[True])))
-    print("cost      : %.1f%% lower throughput (medians), %+.1f%% CPU" %
-          (100 * (plain - sec) / plain,
-           100 * (median(cpu[True]) - median(cpu[False])) /
-           median(cpu[False])))
+    plain = median(res["plain"])
+    label = {"plain": "plain TCP ",
+             "session": "secure    ",
+             "sign-each": "sign-each "}
+    what = {"plain": "",
+            "session": " (encrypted peers, session-authenticated requests)",
+            "sign-each": " (encrypted peers, every request signed)"}
+    for mode in modes:
+        print("%s: %s creates/s (median %.0f), CPU %.0f us/create%s" %
+              (label[mode], " ".join("%.0f" % x for x in res[mode]),
+               median(res[mode]), median(cpu[mode]), what[mode]))
+    for mode in modes[1:]:
+        print("cost %-9s: %.1f%% lower throughput (medians), %+.1f%% CPU" %
+              (mode, 100 * (plain - median(res[mode])) / plain,
+               100 * (median(cpu[mode]) - median(cpu["plain"])) /
+               median(cpu["plain"])))
 
 
 if __name__ == "__main__":
