@@ -41,23 +41,21 @@ static bool port_free(int port)
     return ok;
 }
 
-/* A loopback port that is free now and not yet in the plan. Taken from
- * 20000-32000, below Linux's ephemeral range (32768-60999): a port the
- * kernel hands out for bind(0) can be handed out again, to another site
- * of the plan or to an outgoing connection, before the agent binds it. */
-static int free_port(const struct launch *l, unsigned nsites, int other)
+/* A loopback port that is free now and not one of used[0..nused). Taken
+ * from 20000-32000, below Linux's ephemeral range (32768-60999): a port
+ * the kernel hands out for bind(0) can be handed out again, to another
+ * site of the plan or to an outgoing connection, before the agent binds
+ * it. */
+static int free_port(const int *used, unsigned nused)
 {
     static unsigned seed;
     if (seed == 0)
         seed = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16);
     for (int tries = 0; tries < 1000; tries++) {
         int port = 20000 + (int)(rand_r(&seed) % 12000);
-        bool taken = port == other;
-        char want[16];
-        snprintf(want, sizeof want, ":%d", port);
-        for (unsigned i = 0; i < nsites && !taken; i++)
-            taken = strstr(l->sites[i].peer, want) != NULL ||
-                    strstr(l->sites[i].api, want) != NULL;
+        bool taken = false;
+        for (unsigned i = 0; i < nused && !taken; i++)
+            taken = used[i] == port;
         if (!taken && port_free(port))
             return port;
     }
@@ -79,10 +77,16 @@ int launch_plan(struct launch *l, const char *dir, const char *agent,
         return -errno;
     }
     l->n = n;
+    int used[2 * LAUNCH_SITES_MAX];
+    unsigned nused = 0;
     for (unsigned i = 0; i < n; i++) {
         struct launch_site *s = &l->sites[i];
-        int p1 = free_port(l, i, 0);
-        int p2 = p1 < 0 ? p1 : free_port(l, i, p1);
+        int p1 = free_port(used, nused);
+        if (p1 >= 0)
+            used[nused++] = p1;
+        int p2 = p1 < 0 ? p1 : free_port(used, nused);
+        if (p2 >= 0)
+            used[nused++] = p2;
         if (p1 < 0 || p2 < 0) {
             snprintf(errmsg, errlen, "no free loopback port");
             return -EADDRNOTAVAIL;
