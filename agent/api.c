@@ -251,7 +251,8 @@ static void pack_ping(msgpack_packer *pk, void *ctx)
     msgpack_pack_array(pk, 3);
     mp_pack_cstr(pk, a->cfg.site);
     msgpack_pack_uint64(pk, st.commit);
-    if (consensus_is_leader(&a->cons))
+    /* "leader" only once its commit index is complete (consensus.h). */
+    if (consensus_leader_ready(&a->cons))
         msgpack_pack_true(pk);
     else
         msgpack_pack_false(pk);

@@ -342,6 +342,20 @@ UINT_KEY(k_heartbeat, heartbeat_timeout_ms, 10, 60000)
 UINT_KEY(k_snap_threshold, snapshot_threshold, 16, 10000000)
 UINT_KEY(k_snap_trailing, snapshot_trailing, 16, 10000000)
 UINT_KEY(k_sweep, sweep_interval_ms, 100, 3600000)
+
+/* raft_uv writes whole 4 KiB blocks: a segment is a multiple of them. */
+static int k_segment(struct config *c, const char *v, char *e, size_t l)
+{
+    unsigned kib;
+    int rv = set_uint(&kib, v, 64, 1048576, e, l);
+    if (rv == 0 && kib % 4 != 0) {
+        snprintf(e, l, "must be a multiple of 4 (KiB)");
+        return VC_EINVAL;
+    }
+    if (rv == 0)
+        c->segment_kib = kib;
+    return rv;
+}
 UINT_KEY(k_req_timeout, request_timeout_ms, 100, 600000)
 UINT_KEY(k_max_batch, max_batch, 1, VC_BATCH_MAX)
 UINT_KEY(k_demote_after, demote_after_ms, 100, 86400000)
@@ -408,6 +422,9 @@ static const struct key keys[] = {
      k_snap_threshold},
     {"snapshot-trailing", "entries kept after a snapshot (default 8192)",
      k_snap_trailing},
+    {"segment-size", "KiB per raft log segment, a multiple of 4 (default "
+                     "8192)",
+     k_segment},
     {"sweep-interval", "ms between lease checks (default 1000)", k_sweep},
     {"request-timeout", "ms a write may wait for commit (default 10000)",
      k_req_timeout},
@@ -456,6 +473,7 @@ static void defaults(struct config *c)
     c->heartbeat_timeout_ms = 40;
     c->snapshot_threshold = 4096;
     c->snapshot_trailing = 8192;
+    c->segment_kib = 8192;
     c->sweep_interval_ms = 1000;
     c->request_timeout_ms = 10000;
     c->max_batch = 1024;
@@ -849,11 +867,12 @@ void config_print(const struct config *c, void *file)
         fprintf(f, "uplink = %s\n", proto_uplink_name(c->uplink));
     fprintf(f, "managed = %s\nelection-timeout = %u\nheartbeat-timeout = %u\n"
                "snapshot-threshold = %u\nsnapshot-trailing = %u\n"
+               "segment-size = %u\n"
                "sweep-interval = %u\nrequest-timeout = %u\nmax-batch = %u\n",
             c->managed ? "yes" : "no", c->election_timeout_ms,
             c->heartbeat_timeout_ms, c->snapshot_threshold,
-            c->snapshot_trailing, c->sweep_interval_ms, c->request_timeout_ms,
-            c->max_batch);
+            c->snapshot_trailing, c->segment_kib, c->sweep_interval_ms,
+            c->request_timeout_ms, c->max_batch);
     fprintf(f, "key = %s\ncluster-id = %s\npeer-keys = ", c->key_path,
             c->cluster_id);
     for (unsigned i = 0; i < c->npeer_keys; i++) {

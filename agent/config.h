@@ -74,6 +74,7 @@ struct config {
     unsigned heartbeat_timeout_ms;
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
+    unsigned segment_kib;        /* raft log segment size, KiB */
     unsigned sweep_interval_ms;
     unsigned request_timeout_ms;
     unsigned max_batch;

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -261,6 +262,13 @@ static void tune(struct consensus *c)
     /* Pipelined group commits: see docs/operations on tuning. */
     raft_set_max_inflight_entries(&c->raft, 256);
     raft_set_max_catch_up_rounds(&c->raft, 20);
+    /* raft_uv reports as "capacity" the room left in its preallocated
+     * segments, and raft refuses every entry (RAFT_NOSPACE) while a
+     * majority is below the threshold (4096 KiB by default): with small
+     * segments that is always, so the threshold follows the segment. */
+    if (cfg->segment_kib < 8192)
+        raft_set_capacity_threshold(&c->raft,
+                                    (unsigned short)(cfg->segment_kib / 2));
 }
 
 int consensus_start(struct consensus *c, uv_loop_t *loop,
@@ -294,6 +302,7 @@ int consensus_start(struct consensus *c, uv_loop_t *loop,
         snprintf(err, len, "data-dir %s: %s", cfg->data_dir, c->io.errmsg);
         goto err_transport;
     }
+    raft_uv_set_segment_size(&c->io, (size_t)cfg->segment_kib * 1024);
     c->raft_fsm.version = 2;
     c->raft_fsm.data = c;
     c->raft_fsm.apply = apply_cb;
@@ -336,10 +345,98 @@ err_zone:
 
 /* --- proposals --------------------------------------------------------- */
 
+static void transfer_done_cb(struct raft_transfer *req);
+
+/* A leader that cannot write its log (disk full, I/O errors) commits
+ * nothing: it hands leadership to a voter that can, rather than answering
+ * UNAVAILABLE until an operator frees space. At most once per
+ * DISK_STEPDOWN_MS, so a cluster whose disks are all full does not bounce
+ * leadership around. */
+#define DISK_STEPDOWN_MS 5000
+
+static void disk_trouble(struct consensus *c, int rv)
+{
+    uint64_t now = uv_now(c->loop);
+    if ((rv != RAFT_NOSPACE && rv != RAFT_IOERR) || c->closing ||
+        !consensus_is_leader(c) ||
+        (c->disk_stepdown_ms && now - c->disk_stepdown_ms < DISK_STEPDOWN_MS))
+        return;
+    c->disk_stepdown_ms = now;
+    c->transfer.data = c;
+    if (raft_transfer(&c->raft, &c->transfer, 0, transfer_done_cb) == 0)
+        log_warn("cannot write the raft log (%s): handing leadership to "
+                 "another site; free space in %s", c->disk_low ?
+                 "less than two segments of free disk" : raft_strerror(rv),
+                 c->cfg->data_dir);
+}
+
+/* raft_uv does not report a full disk: it retries its writes every few
+ * seconds, so a full leader goes on leading (the followers commit for
+ * it) without persisting anything, its unwritten entries pile up in
+ * memory, and one more failure loses the quorum. So the agent watches
+ * the free space itself: below DISK_LOW_SEGMENTS segments, a leader
+ * hands over. */
+#define DISK_LOW_SEGMENTS 2
+#define DISK_CHECK_MS 1000
+
+static void check_disk(struct consensus *c)
+{
+    struct statvfs st;
+    uint64_t now = uv_now(c->loop), need;
+    if (now - c->disk_checked_ms < DISK_CHECK_MS)
+        return;
+    c->disk_checked_ms = now;
+    if (statvfs(c->cfg->data_dir, &st) != 0)
+        return;
+    need = (uint64_t)DISK_LOW_SEGMENTS * c->cfg->segment_kib * 1024;
+    c->disk_low = (uint64_t)st.f_bavail * st.f_frsize < need;
+    if (c->disk_low)
+        disk_trouble(c, RAFT_NOSPACE);
+}
+
+/* A new leader's commit index can be below what the previous leader
+ * committed until an entry of its own term commits (raft never counts
+ * replicas of older-term entries). A barrier issued in the new term
+ * settles it: once it completes, the commit index covers every entry
+ * ever committed, and consensus_leader_ready() says so. */
+static void term_ready_cb(void *data, int status)
+{
+    struct consensus *c = data;
+    c->term_barrier_inflight = false;
+    if (status == 0)
+        c->ready_term = c->term_barrier_term;
+}
+
+static void settle_term(struct consensus *c)
+{
+    uint64_t term = c->raft.current_term;
+    if (!consensus_is_leader(c) || c->ready_term == term ||
+        c->term_barrier_inflight)
+        return;
+    if (consensus_barrier(c, term_ready_cb, c) == 0) {
+        c->term_barrier_inflight = true;
+        c->term_barrier_term = term;
+    }
+}
+
+bool consensus_leader_ready(struct consensus *c)
+{
+    return consensus_is_leader(c) && c->ready_term == c->raft.current_term;
+}
+
+void consensus_tick(struct consensus *c)
+{
+    if (!c->started || c->closing)
+        return;
+    settle_term(c);
+    check_disk(c);
+}
+
 static void apply_done_cb(struct raft_apply *req, int status, void *result)
 {
     struct op *op = req->data;
     (void)result;
+    disk_trouble(op->c, status);
     op->cb(op->data, map_raft_err(status));
     free(op);
 }
@@ -376,8 +473,11 @@ int consensus_propose(struct consensus *c, void *data, size_t len,
          * that leak in virtcloud-sim, and freeing it no double free. */
         if (rv == RAFT_NOTLEADER)
             raft_free(buf.base);
-        log_warn("raft_apply: %s (%d): %s", raft_strerror(rv), rv,
-                 raft_errmsg(&c->raft));
+        unsigned left_out;
+        if (log_limit_ok(&c->apply_warn, uv_now(c->loop), 5000, &left_out))
+            log_warn("raft_apply: %s (%d): %s (%u more in the last 5 s)",
+                     raft_strerror(rv), rv, raft_errmsg(&c->raft), left_out);
+        disk_trouble(c, rv);
         free(op);
         return map_raft_err(rv);
     }

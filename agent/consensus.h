@@ -22,6 +22,7 @@
 #include "../proto/mp.h"
 #include "config.h"
 #include "fsm.h"
+#include "log.h"
 
 struct consensus;
 
@@ -72,6 +73,13 @@ struct consensus {
     struct raft_transfer transfer;
     bool changing; /* a membership change of ours is in flight */
     void (*transfer_cb)(struct consensus *c);
+    uint64_t disk_stepdown_ms; /* last hand-over for a failing log disk */
+    uint64_t disk_checked_ms;
+    bool disk_low; /* less than two segments of free space */
+    uint64_t ready_term;       /* a barrier of this term has committed */
+    uint64_t term_barrier_term;
+    bool term_barrier_inflight;
+    struct log_limit apply_warn;
 };
 
 /* Raft server id of a site: a 64-bit hash of its name, so every agent
@@ -92,6 +100,16 @@ int consensus_start(struct consensus *c, uv_loop_t *loop,
  * non-zero (then it never fires). */
 int consensus_propose(struct consensus *c, void *data, size_t len,
                       consensus_done_cb cb, void *cb_data);
+
+/* Periodic work, from the agent's timer: a new leader commits a barrier
+ * in its term (consensus_leader_ready()); the free space of the data dir
+ * is checked at most once a second, and a leader short of space (less
+ * than two segments) hands leadership to another voter. */
+void consensus_tick(struct consensus *c);
+
+/* True if this server leads and its commit index covers every entry ever
+ * committed (a barrier of its term has committed). */
+bool consensus_leader_ready(struct consensus *c);
 
 /* Appends a barrier: cb(0) once every entry before it is applied and this
  * server was still leader. */

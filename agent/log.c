@@ -102,3 +102,17 @@ void log_msg(int level, const char *fmt, ...)
     line[len] = '\n';
     fwrite(line, 1, len + 1, stderr);
 }
+
+bool log_limit_ok(struct log_limit *l, uint64_t now_ms, uint64_t every_ms,
+                  unsigned *suppressed)
+{
+    if (l->used && now_ms - l->last_ms < every_ms) {
+        l->suppressed++;
+        return false;
+    }
+    *suppressed = l->suppressed;
+    l->suppressed = 0;
+    l->last_ms = now_ms;
+    l->used = true;
+    return true;
+}

@@ -10,6 +10,7 @@
 #define VC_AGENT_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
@@ -27,6 +28,17 @@ bool log_to_journal(void);
 
 void log_msg(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* A recurring event logged at most once per interval (a full disk
+ * refuses every proposal): log_limit_ok() says whether to log now and
+ * how many occurrences were left out since the last line. */
+struct log_limit {
+    uint64_t last_ms;
+    unsigned suppressed;
+    bool used;
+};
+bool log_limit_ok(struct log_limit *l, uint64_t now_ms, uint64_t every_ms,
+                  unsigned *suppressed);
 
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)

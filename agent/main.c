@@ -136,7 +136,9 @@ static bool site_matches(const struct agent *a, const struct fsm_site *s)
  * commit index says nothing about that right after a restart: raft only
  * raises it as the leader's entries arrive. So the target is the leader's
  * commit index, learnt from its answer to a ping (peer.c); a leader holds
- * every committed entry and uses its own. */
+ * every committed entry and uses its own -- both only once a barrier of
+ * the leader's term committed (consensus_leader_ready()): before that a
+ * new leader's commit index can lag what its predecessor committed. */
 bool agent_caught_up(struct agent *a)
 {
     struct consensus_status st;
@@ -146,7 +148,7 @@ bool agent_caught_up(struct agent *a)
     if (!st.leader_id)
         return false;
     if (!a->startup_commit) {
-        if (consensus_is_leader(&a->cons))
+        if (consensus_leader_ready(&a->cons))
             a->startup_commit = st.commit ? st.commit : 1;
         else if (a->leader_commit)
             a->startup_commit = a->leader_commit;
@@ -262,6 +264,7 @@ static void tick_cb(uv_timer_t *t)
     watch_leader(a, now);
     peer_tick(a);
     request_tick(a);
+    consensus_tick(&a->cons);
     maybe_sweep(a, now);
     maybe_register(a, now);
     members_tick(a, now);

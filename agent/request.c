@@ -510,9 +510,13 @@ static void batch_done_cb(void *data, int status)
         r->touched |= status != VC_ENOTLEADER;
         request_retry(r);
     }
-    if (status != 0 && status != VC_ENOTLEADER)
-        log_warn("batch of %u commands: %s; retrying through the new leader",
-                 b->n, vc_strerror(status));
+    static struct log_limit warned; /* a full disk fails every batch */
+    unsigned left_out;
+    if (status != 0 && status != VC_ENOTLEADER &&
+        log_limit_ok(&warned, agent_now_ms(a), 5000, &left_out))
+        log_warn("batch of %u commands: %s; retrying through the new "
+                 "leader (%u more in the last 5 s)", b->n,
+                 vc_strerror(status), left_out);
     free(b);
 }
 
