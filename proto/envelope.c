@@ -79,41 +79,12 @@ static void put_bin(struct mp_buf *b, const uint8_t *p, size_t n)
     msgpack_pack_bin_body(&pk, p, n);
 }
 
-/* Reserves the frame header; frame_end() fills it in. */
-static int frame_begin(struct mp_buf *out, size_t *start)
-{
-    uint8_t *p = mp_buf_room(out, PROTO_FRAME_HDR);
-    if (!p)
-        return VC_ENOMEM;
-    memset(p, 0, PROTO_FRAME_HDR);
-    *start = out->len;
-    out->len += PROTO_FRAME_HDR;
-    return 0;
-}
-
-static int frame_end(struct mp_buf *out, size_t start)
-{
-    uint8_t *p;
-    if (out->oom)
-        return VC_ENOMEM;
-    size_t n = out->len - start - PROTO_FRAME_HDR;
-    if (n > PROTO_FRAME_MAX) {
-        out->len = start;
-        return VC_ETOOBIG;
-    }
-    p = (uint8_t *)out->data + start;
-    p[0] = (uint8_t)(n >> 24);
-    p[1] = (uint8_t)(n >> 16);
-    p[2] = (uint8_t)(n >> 8);
-    p[3] = (uint8_t)n;
-    return 0;
-}
-
 int proto_envelope_encode(const struct proto_envelope *env,
                           struct mp_buf *out)
 {
+    msgpack_packer pk;
     size_t start;
-    if (frame_begin(out, &start) != 0)
+    if (proto_frame_begin(&pk, out, &start) != 0)
         return VC_ENOMEM;
     mp_put_array(out, 6);
     mp_put_uint(out, PROTO_ENVELOPE_VERSION);
@@ -122,7 +93,7 @@ int proto_envelope_encode(const struct proto_envelope *env,
     mp_put_uint(out, env->time_ms);
     put_bin(out, env->nonce, PROTO_ENVELOPE_NONCE);
     put_bin(out, env->sig, PROTO_ENVELOPE_SIG);
-    return frame_end(out, start);
+    return proto_frame_end(out, start, PROTO_FRAME_MAX);
 }
 
 /* --- sessions ---------------------------------------------------------- */
@@ -176,13 +147,14 @@ void proto_session_prefix(uint64_t seq, uint8_t out[PROTO_SESSION_PREFIX])
 int proto_session_encode(const struct proto_session_frame *sf,
                          struct mp_buf *out)
 {
+    msgpack_packer pk;
     size_t start;
-    if (frame_begin(out, &start) != 0)
+    if (proto_frame_begin(&pk, out, &start) != 0)
         return VC_ENOMEM;
     mp_put_array(out, 4);
     mp_put_uint(out, PROTO_SESSION_VERSION);
     put_bin(out, sf->payload, sf->payload_len);
     mp_put_uint(out, sf->seq);
     put_bin(out, sf->mac, PROTO_SESSION_MAC);
-    return frame_end(out, start);
+    return proto_frame_end(out, start, PROTO_FRAME_MAX);
 }

@@ -33,7 +33,7 @@ static void put_len(struct mp_buf *out, size_t start)
     p[3] = (uint8_t)n;
 }
 
-static int frame_begin(msgpack_packer *pk, struct mp_buf *out, size_t *start)
+int proto_frame_begin(msgpack_packer *pk, struct mp_buf *out, size_t *start)
 {
     static const char zero[PROTO_FRAME_HDR];
     *start = out->len;
@@ -42,7 +42,7 @@ static int frame_begin(msgpack_packer *pk, struct mp_buf *out, size_t *start)
     return pk->callback(pk->data, zero, sizeof zero);
 }
 
-static int frame_finish(struct mp_buf *out, size_t start, uint32_t max)
+int proto_frame_end(struct mp_buf *out, size_t start, uint32_t max)
 {
     if (out->oom)
         return VC_ENOMEM;
@@ -92,7 +92,7 @@ int proto_request_encode(const struct proto_request *req, struct mp_buf *out,
         snprintf(errmsg, errlen, "join: needs a site-add and a peer address");
         return VC_EINVAL;
     }
-    frame_begin(&pk, out, &start);
+    proto_frame_begin(&pk, out, &start);
     msgpack_pack_array(&pk, 6);
     msgpack_pack_uint8(&pk, PROTO_FRAME_VERSION);
     msgpack_pack_uint32(&pk, req->seq);
@@ -130,7 +130,7 @@ int proto_request_encode(const struct proto_request *req, struct mp_buf *out,
     default:
         msgpack_pack_nil(&pk);
     }
-    int rv = frame_finish(out, start, PROTO_FRAME_MAX);
+    int rv = proto_frame_end(out, start, PROTO_FRAME_MAX);
     if (rv != 0)
         snprintf(errmsg, errlen, "%s", vc_strerror(rv));
     return rv;
@@ -258,7 +258,7 @@ void proto_response_begin(msgpack_packer *pk, struct mp_buf *out,
                           size_t *start, uint32_t seq, int code,
                           const char *msg, const char *leader)
 {
-    frame_begin(pk, out, start);
+    proto_frame_begin(pk, out, start);
     msgpack_pack_array(pk, 6);
     msgpack_pack_uint8(pk, PROTO_FRAME_VERSION);
     msgpack_pack_uint32(pk, seq);
@@ -269,7 +269,7 @@ void proto_response_begin(msgpack_packer *pk, struct mp_buf *out,
 
 int proto_response_finish(struct mp_buf *out, size_t start)
 {
-    return frame_finish(out, start, PROTO_RESPONSE_MAX);
+    return proto_frame_end(out, start, PROTO_RESPONSE_MAX);
 }
 
 int proto_response_decode(const void *data, size_t len, msgpack_zone *zone,

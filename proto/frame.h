@@ -89,6 +89,14 @@ int proto_frame_len(const uint8_t hdr[PROTO_FRAME_HDR], uint32_t *len);
 /* Same for an answer: 1..PROTO_RESPONSE_MAX. */
 int proto_response_len(const uint8_t hdr[PROTO_FRAME_HDR], uint32_t *len);
 
+/* Frame building blocks for other frame kinds (envelope.c): begin
+ * reserves the 4-byte header at out->len (*start) and readies pk to
+ * append to out; end fills the header in, or returns VC_ENOMEM (out ran
+ * out of memory) or VC_ETOOBIG (body over max: out is cut back to
+ * start). */
+int proto_frame_begin(msgpack_packer *pk, struct mp_buf *out, size_t *start);
+int proto_frame_end(struct mp_buf *out, size_t start, uint32_t max);
+
 /* Appends header + request. Returns 0, VC_EINVAL (errmsg says why) or
  * VC_ENOMEM. */
 int proto_request_encode(const struct proto_request *req, struct mp_buf *out,

@@ -1,7 +1,7 @@
 /* vc-session-probe API KEYFILE: drives one client session against an
- * agent for test_secure_auth.py, one command per stdin line, one JSON
- * answer per stdout line: {"code": N, "msg": "...", "closed": BOOL}
- * ("closed": the agent closed the connection after answering).
+ * agent for test_secure_auth.py, one command per stdin line, one answer
+ * per stdout line: "CODE CLOSED MESSAGE" (CLOSED 1: the agent closed the
+ * connection after answering; newlines in MESSAGE become spaces).
  *
  *   open                   sign a session request (a new connection if
  *                          the last one was closed)
@@ -34,26 +34,12 @@ static const char *api;
 static struct mp_buf last; /* the last session frame sent */
 static struct proto_request req;
 
-static void json_str(const char *p, size_t n)
-{
-    putchar('"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
-}
-
 static void answer(int code, const char *msg, size_t n, bool closed)
 {
-    printf("{\"code\": %d, \"msg\": ", code);
-    json_str(msg, n);
-    printf(", \"closed\": %s}\n", closed ? "true" : "false");
+    printf("%d %d ", code, closed ? 1 : 0);
+    for (size_t i = 0; i < n; i++)
+        putchar(msg[i] == '\n' ? ' ' : msg[i]);
+    putchar('\n');
     fflush(stdout);
 }
 
