@@ -168,7 +168,7 @@ static void random_commands_keep_invariants(void **state)
     unsigned creates = 0, novlan = 0;
     assert_non_null(c);
     cmdgen_init(&g, 42);
-    for (int i = 0; i < 6000; i++) {
+    for (int i = 0; i < 10000; i++) {
         cmdgen_next(&g, f, c);
         char err[256];
         if (proto_cmd_validate(c, err, sizeof err) != 0)

@@ -10,28 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* --- PRNG -------------------------------------------------------------- */
-
-uint64_t rng_next(struct rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-uint32_t rng_below(struct rng *r, uint32_t n)
-{
-    return (uint32_t)(rng_next(r) % n);
-}
-
-bool rng_pct(struct rng *r, unsigned pct)
-{
-    return rng_below(r, 100) < pct;
-}
-
-/* --- buffers ----------------------------------------------------------- */
-
 void *dup_exact(const void *data, size_t len)
 {
     void *p = malloc(len ? len : 1);
@@ -479,22 +457,6 @@ void check_invariants(const struct fsm *f)
 
 /* --- random commands --------------------------------------------------- */
 
-static const char *const SITES[] = {"s0", "s1", "s2", "s3", "s4", "s5"};
-static const char *const HOSTS[] = {"h0", "h1", "h2", "h3", "h4",  "h5",
-                                    "h6", "h7", "h8", "h9", "h10", "h11"};
-static const char *const CLUSTERS[] = {
-    "c0",  "c1",  "c2",  "c3",  "c4",  "c5",  "c6",  "c7",
-    "c8",  "c9",  "c10", "c11", "c12", "c13", "c14", "c15",
-    "c16", "c17", "c18", "c19", "c20", "c21", "c22", "c23"};
-static const char *const IFACES[] = {"vnet0", "vnet1", "vnet2", "eth1"};
-static const char *const TEXTS[] = {
-    "", "switch sw-a1: vlan 42: % Invalid input", "timeout talking to sw1",
-    "bridge br0: device busy"};
-static const char *const ADDRS[] = {"", "10.0.0.1:7000", "10.0.0.2:7000",
-                                    "10.0.0.3:7000"};
-static const uint64_t LEASES[] = {1000, 60000, 3600000, 8 * 3600000ull};
-
-#define PICK(g, arr) (arr)[rng_below(&(g)->rng, sizeof(arr) / sizeof(arr)[0])]
 #define ARRAY_LEN(a) (sizeof(a) / sizeof(a)[0])
 
 void cmdgen_init(struct cmdgen *g, uint64_t seed)
@@ -504,164 +466,10 @@ void cmdgen_init(struct cmdgen *g, uint64_t seed)
     g->now = 1700000000000ull;
 }
 
-/* Small, overlapping pools so that allocations collide and run out. */
-static void random_pool(struct cmdgen *g, struct vlanset *p)
-{
-    vlanset_clear(p);
-    unsigned n = 1 + rng_below(&g->rng, 2);
-    for (unsigned i = 0; i < n; i++) {
-        unsigned lo = 100 + rng_below(&g->rng, 40);
-        vlanset_add_range(p, lo, lo + rng_below(&g->rng, 24));
-    }
-    if (rng_pct(&g->rng, 3))
-        vlanset_add_range(p, 1, 4094);
-}
-
-/* A random live cluster of ref, or a random name. */
-static const char *some_cluster(struct cmdgen *g, const struct fsm *ref)
-{
-    if (ref->live_clusters && rng_pct(&g->rng, 85)) {
-        for (int tries = 0; tries < 64; tries++) {
-            const char *n = PICK(g, CLUSTERS);
-            if (fsm_cluster_find(ref, n))
-                return n;
-        }
-    }
-    return PICK(g, CLUSTERS);
-}
-
-static const char *slot_site(struct cmdgen *g, const struct fsm *ref,
-                             const char *cluster)
-{
-    const struct fsm_cluster *c = fsm_cluster_find(ref, cluster);
-    if (c && c->nslots && rng_pct(&g->rng, 85))
-        return ref->sites[c->slots[rng_below(&g->rng, c->nslots)].site].name;
-    return PICK(g, SITES);
-}
-
-static void gen_site(struct cmdgen *g, struct proto_cmd *c)
-{
-    c->name = mp_cstr(PICK(g, SITES));
-    random_pool(g, &c->pool);
-    c->managed = rng_pct(&g->rng, 60);
-    c->uplink = (uint8_t)rng_below(&g->rng, 3);
-    c->svlan = c->uplink == UPLINK_QINQ ? 3000 + rng_below(&g->rng, 5) : 0;
-    c->addr = mp_cstr(PICK(g, ADDRS));
-}
-
-static void gen_create(struct cmdgen *g, struct proto_cmd *c)
-{
-    c->name = mp_cstr(PICK(g, CLUSTERS));
-    c->owner = mp_cstr(rng_pct(&g->rng, 50) ? "alice" : "bob");
-    c->image = (uint8_t)rng_below(&g->rng, 2);
-    c->lease_ms = PICK(g, LEASES);
-    unsigned want = 1 + rng_below(&g->rng, 3);
-    while (c->nsites < want) {
-        struct mp_str s = mp_cstr(PICK(g, SITES));
-        bool dup = false;
-        for (uint32_t i = 0; i < c->nsites; i++)
-            dup |= c->sites[i].p == s.p;
-        if (!dup)
-            c->sites[c->nsites++] = s;
-    }
-}
-
-static void gen_report(struct cmdgen *g, const struct fsm *ref,
-                       struct proto_cmd *c)
-{
-    const char *cl = some_cluster(g, ref);
-    const struct fsm_cluster *fc = fsm_cluster_find(ref, cl);
-    uint64_t gen = fc ? fc->gen : 1;
-    unsigned k = rng_below(&g->rng, 100);
-    c->name = mp_cstr(cl);
-    c->site = mp_cstr(slot_site(g, ref, cl));
-    c->gen = k < 75 ? gen : k < 88 ? (gen > 1 ? gen - 1 : 0)
-                    : k < 94 ? gen + 1 : rng_below(&g->rng, 8);
-    c->ok = rng_pct(&g->rng, 80);
-    c->text = mp_cstr(c->ok ? "" : PICK(g, TEXTS));
-}
-
-static void gen_body(struct cmdgen *g, const struct fsm *ref,
-                     struct proto_cmd *c)
-{
-    const char *cl;
-    switch (c->type) {
-    case PROTO_CMD_SITE_ADD:
-    case PROTO_CMD_SITE_UPDATE:
-        gen_site(g, c);
-        break;
-    case PROTO_CMD_SITE_REMOVE:
-        c->name = mp_cstr(PICK(g, SITES));
-        c->force = rng_pct(&g->rng, 50);
-        break;
-    case PROTO_CMD_POOL_SET:
-        c->name = mp_cstr(PICK(g, SITES));
-        random_pool(g, &c->pool);
-        break;
-    case PROTO_CMD_HOST_ADD:
-        c->name = mp_cstr(PICK(g, HOSTS));
-        c->site = mp_cstr(PICK(g, SITES));
-        c->iface = mp_cstr("eth0");
-        break;
-    case PROTO_CMD_HOST_REMOVE:
-    case PROTO_CMD_SERVICE_ADD:
-    case PROTO_CMD_SERVICE_REMOVE:
-        c->name = mp_cstr(PICK(g, HOSTS));
-        break;
-    case PROTO_CMD_CLUSTER_CREATE:
-        gen_create(g, c);
-        break;
-    case PROTO_CMD_CLUSTER_EXTEND:
-    case PROTO_CMD_CLUSTER_SHRINK:
-        cl = some_cluster(g, ref);
-        c->name = mp_cstr(cl);
-        c->site = mp_cstr(c->type == PROTO_CMD_CLUSTER_SHRINK
-                              ? slot_site(g, ref, cl)
-                              : PICK(g, SITES));
-        break;
-    case PROTO_CMD_CLUSTER_RENEW:
-        c->name = mp_cstr(some_cluster(g, ref));
-        c->lease_ms = PICK(g, LEASES);
-        break;
-    case PROTO_CMD_CLUSTER_RELEASE:
-        c->name = mp_cstr(some_cluster(g, ref));
-        c->force = rng_pct(&g->rng, 20);
-        break;
-    case PROTO_CMD_LEASE_SWEEP:
-        break;
-    case PROTO_CMD_ATTACH:
-    case PROTO_CMD_DETACH:
-        c->name = mp_cstr(some_cluster(g, ref));
-        c->host = mp_cstr(PICK(g, HOSTS));
-        c->iface = mp_cstr(PICK(g, IFACES));
-        break;
-    case PROTO_CMD_APPLY_REPORT:
-        gen_report(g, ref, c);
-        break;
-    }
-}
-
-static int pick_type(struct cmdgen *g)
-{
-    /* Weights per type, in enum order (index 0 unused). */
-    static const unsigned w[PROTO_CMD_TYPE_MAX + 1] = {
-        0, 4, 2, 2, 3, 5, 2, 3, 2, 18, 6, 5, 3, 6, 3, 9, 4, 23};
-    unsigned total = 0, k;
-    for (int i = 1; i <= PROTO_CMD_TYPE_MAX; i++)
-        total += w[i];
-    k = rng_below(&g->rng, total);
-    for (int i = 1; i <= PROTO_CMD_TYPE_MAX; i++) {
-        if (k < w[i])
-            return i;
-        k -= w[i];
-    }
-    return PROTO_CMD_LEASE_SWEEP;
-}
-
 void cmdgen_next(struct cmdgen *g, const struct fsm *ref,
                  struct proto_cmd *c)
 {
-    proto_cmd_init(c, pick_type(g));
+    gen_cmd(&g->rng, ref, gen_type(&g->rng), c);
     g->now += rng_below(&g->rng, 5 * 60000);
     c->time_ms = g->now;
     c->origin = mp_cstr(rng_pct(&g->rng, 50) ? "s0" : "cli");
@@ -673,5 +481,4 @@ void cmdgen_next(struct cmdgen *g, const struct fsm *ref,
         snprintf(slot, sizeof g->req[0], "r%u", id);
         c->req_id = mp_cstr(slot);
     }
-    gen_body(g, ref, c);
 }

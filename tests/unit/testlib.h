@@ -17,17 +17,10 @@
 #include "proto/err.h"
 #include "proto/mp.h"
 
-/* --- PRNG (splitmix64): same seed, same sequence, on every platform --- */
-
-struct rng {
-    uint64_t s;
-};
-
-uint64_t rng_next(struct rng *r);
-/* Uniform in 0..n-1 (n > 0). */
-uint32_t rng_below(struct rng *r, uint32_t n);
-/* True with probability pct/100. */
-bool rng_pct(struct rng *r, unsigned pct);
+/* The seeded PRNG (splitmix64: same seed, same sequence on every
+ * platform) and the random command generator are the simulator's
+ * (tests/sim/gen.h). */
+#include "tests/sim/gen.h"
 
 /* --- buffers ----------------------------------------------------------- */
 
@@ -123,8 +116,10 @@ void check_invariants(const struct fsm *f);
 /* --- random valid commands --------------------------------------------- */
 
 /* Fills cmd with a random command that passes proto_cmd_validate(),
- * mostly about entities that exist in ref (which is only read). Strings
- * point into static tables or into gen's buffers, valid until the
+ * mostly about entities that exist in ref (which is only read): the
+ * simulator's gen_cmd(), plus a clock that moves forward, an origin and,
+ * for 40 % of them, a request id (10 % of those repeat an earlier one).
+ * Strings point into static tables or into gen's buffers, valid until the
  * generator's next call with the same slot. */
 struct cmdgen {
     struct rng rng;
