@@ -32,8 +32,9 @@
  *   the peer's address (repeats from one address are rate limited). A
  *   site authenticated more than TRANSPORT_CONN_PER_SITE times for raft
  *   (TRANSPORT_FWD_PER_SITE for forwarding) loses its oldest connection of
- *   that purpose. A forward handshake while nobody serves forwarded
- *   requests, or an unknown purpose, is refused like an unknown key.
+ *   that purpose. An unknown purpose is refused at its msg1 byte. A
+ *   forwarding channel established while nobody serves forwarded
+ *   requests (api.c not up, or stopping) is closed cleanly at once.
  * - after the handshake, a frame that fails to authenticate (tampered,
  *   replayed, reordered, cut), an oversize frame, EOF without the final
  *   frame or a socket error: both ends are closed at once, raft sees EOF on
@@ -264,14 +265,13 @@ bool transport_site_key(const struct config *cfg, const struct fsm *f,
 }
 
 /* channel_allow_fn: an accepted site key other than our own site's, for
- * raft, or for forwarding once someone serves forwarded requests. Only
- * site keys: a client's key (a role binding) opens neither. */
+ * either purpose. Only site keys: a client's key (a role binding) opens
+ * neither a raft nor a forwarding channel. */
 static int allow_cb(void *data, const uint8_t *pk,
                     enum channel_purpose purpose, char *name, size_t cap)
 {
     const struct tr *tr = data;
-    if (purpose == CHANNEL_FORWARD && !tr->serve)
-        return -1;
+    (void)purpose;
     if (transport_site_key(tr->cfg, tr->fsm, pk, name, cap) &&
         strcmp(name, tr->cfg->site) != 0)
         return 0;
@@ -616,7 +616,12 @@ static int hand_over(struct pump *p, int fd)
     struct tr *tr = p->tr;
     int rv;
     if (p->purpose == CHANNEL_FORWARD && p->incoming) {
-        tr->serve(tr->serve_data, fd, p->site);
+        /* Not serving (starting or stopping): a clean close, and the
+         * site's peer.c retries. */
+        if (tr->serve)
+            tr->serve(tr->serve_data, fd, p->site);
+        else
+            close(fd);
         return 0;
     }
     if (p->purpose == CHANNEL_FORWARD) {

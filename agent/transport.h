@@ -101,8 +101,9 @@ int transport_link_open(struct raft_uv_transport *t, struct transport_link *l,
 void transport_link_cancel(struct transport_link *l);
 
 /* Incoming: serve(data, fd, site) takes over fd, the stream of an
- * authenticated site (the name its key maps to). Until it is set, forward
- * handshakes are refused. */
+ * authenticated site (the name its key maps to). While none is set (the
+ * client API not up yet, or shutting down), such a channel is closed
+ * cleanly once established: the forwarding agent retries. */
 typedef void (*transport_serve_fn)(void *data, int fd, const char *site);
 void transport_set_serve(struct raft_uv_transport *t, transport_serve_fn fn,
                          void *data);

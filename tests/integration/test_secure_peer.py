@@ -458,6 +458,42 @@ def pk_bytes(pub):
     return base64.b64decode(pub[4:])
 
 
+def site_channel(addr, key_path, cluster_id="itest", purpose=1):
+    """A complete handshake (agent/channel.h) as the site whose private key
+    file is key_path; returns the open socket (no frames sent), or None if
+    the python `cryptography` package is missing."""
+    try:
+        from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+        from cryptography.hazmat.primitives import serialization as ser
+    except ImportError:
+        return None
+    import hashlib
+    raw = ser.Encoding.Raw, ser.PublicFormat.Raw
+    with open(key_path) as f:
+        seed = base64.b64decode(f.read().strip()[len("vc1-private:"):])
+    me = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+    eph = x25519.X25519PrivateKey.generate()
+    m1 = (b"VCPC" + bytes([2, purpose, 0, 0]) +
+          eph.public_key().public_bytes(*raw) +
+          me.public_key().public_bytes(*raw) + b"127.0.0.1:1".ljust(64, b"\0"))
+    label = b"virtcloud peer channel\0"
+    cid = cluster_id.encode()
+    h = hashlib.blake2b(label + bytes([2, len(cid)]) + cid,
+                        digest_size=32).digest()
+    h = hashlib.blake2b(h + m1, digest_size=32).digest()
+    host, port = addr.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.sendall(m1)
+    m2 = b""
+    while len(m2) < 160:
+        b = s.recv(160 - len(m2))
+        vc.check(b, "responder closed instead of msg2")
+        m2 += b
+    h = hashlib.blake2b(h + m2[:72], digest_size=32).digest()
+    s.sendall(me.sign(b"I" + h) + os.urandom(24))  # msg3
+    return s
+
+
 def check_plain_forward_uses_api(env):
     """The inspection below can fail: a plain cluster's follower does
     forward over a TCP connection to the leader's API port."""
@@ -474,6 +510,28 @@ def check_plain_forward_uses_api(env):
         a.signal(15)
     for a in c.agents:
         a.wait_exit(20)
+
+
+def check_forward_cap(c, L, F, keys):
+    """Forwarding channels have a per-site cap of their own: three more
+    as F (beside F's own link) close the oldest forwarding ones, never a
+    raft connection, and F keeps forwarding."""
+    socks = [site_channel(L.peer, keys[F.name][0]) for _ in range(3)]
+    if socks[0] is None:
+        vc.log("no python cryptography: forwarding cap not checked")
+        return
+    vc.wait_until(lambda: "forward connections from this site: closing "
+                  "the oldest" in L.log_text(), 5,
+                  "the leader capping %s's forwarding channels" % F.name)
+    vc.check(closed_after(socks[0], 3) is not None,
+             "the oldest extra forwarding channel is still open")
+    vc.check(closed_after(socks[2], 0.5) is None,
+             "the newest forwarding channel was closed")
+    vc.check("raft connections from this site" not in L.log_text(),
+             "a forwarding channel evicted a raft connection")
+    for s in socks:
+        s.close()
+    forward_creates(c, c.index(F.name), "fwd-cap")
 
 
 def check_forward_channel(env):
@@ -517,6 +575,7 @@ def check_forward_channel(env):
     got = handshake_reply(L.peer, msg1(1, site_pk))
     vc.check(len(got) == 160 and got[:5] == b"VCPC\x02",
              "a site's forward msg1 not answered with msg2: %r", got[:8])
+    check_forward_cap(c, L, F, keys)
     forward_creates(c, f, "fwd-after")
     env.cli_env.pop("VIRTCLOUD_KEY", None)
     for a in c.agents:
