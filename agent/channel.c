@@ -441,7 +441,7 @@ int channel_recv(struct channel *c, const void *in, size_t len,
                  struct channel_buf *wire, struct channel_buf *plain)
 {
     const uint8_t *src = in;
-    size_t need;
+    size_t need = 0; /* set by want() on success (quiets -O3) */
     int rv;
     for (;;) {
         if (c->state == CHANNEL_FAILED)

@@ -17,6 +17,7 @@
  * forwarded over it goes back to waiting (retried with the same request
  * id, so it can never apply twice); a "not leader" answer does the same.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
