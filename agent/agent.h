@@ -20,11 +20,13 @@
 #include "fsm.h"
 #include "map.h"
 #include "reconcile.h"
+#include "transport.h"
 
 struct agent;
 struct request;
 
-/* A client connection (TCP or Unix). */
+/* A client connection (TCP or Unix), or another agent's forwarding
+ * connection (our end of a secure channel's socketpair: site set). */
 struct conn {
     union {
         uv_stream_t stream;
@@ -39,6 +41,9 @@ struct conn {
     bool closing;
     bool close_after_write;
     char peer[64];
+    /* The authenticated site of a forwarding channel (transport.c proved
+     * its key), "" for a client: auth.c takes it as the identity. */
+    char site[VC_NAME_MAX + 1];
     struct conn *next, *prev;
     /* Client session (auth.c, proto/envelope.h): opened by a signed
      * PROTO_OP_SESSION; then requests carry a MAC under sess_key. */
@@ -99,13 +104,21 @@ struct batch {
     struct request *reqs[];
 };
 
-/* A connection to another agent's client API: forwarding and health. */
+/* A link to another agent: forwarding and health. Plain mode: TCP to its
+ * client API (addr = its API address). Secure mode: a forward-purpose
+ * secure channel to its peer (raft) address, our end of the transport's
+ * socketpair in h.pipe. */
 struct peer {
     bool used;
     char site[VC_NAME_MAX + 1];
     char addr[VC_ADDR_MAX + 1];
-    uv_tcp_t tcp;
-    uv_connect_t creq;
+    union {
+        uv_stream_t stream;
+        uv_tcp_t tcp;   /* plain */
+        uv_pipe_t pipe; /* secure */
+    } h;
+    uv_connect_t creq;          /* plain: TCP connect */
+    struct transport_link link; /* secure: channel being set up */
     bool open, connecting, closing;
     char *buf;
     size_t len, cap;

@@ -457,6 +457,18 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     parse_frames(c);
 }
 
+/* Links c in and starts reading. */
+static void conn_start(struct agent *a, struct conn *c)
+{
+    c->next = a->conns;
+    if (a->conns)
+        a->conns->prev = c;
+    a->conns = c;
+    a->nconns++;
+    if (uv_read_start(&c->h.stream, alloc_cb, read_cb) != 0)
+        conn_close(c);
+}
+
 static void accept_conn(uv_stream_t *server, bool tcp)
 {
     struct agent *a = server->data;
@@ -496,13 +508,37 @@ static void accept_conn(uv_stream_t *server, bool tcp)
         conn_discard(ac);
         return;
     }
-    c->next = a->conns;
-    if (a->conns)
-        a->conns->prev = c;
-    a->conns = c;
-    a->nconns++;
-    if (uv_read_start(&c->h.stream, alloc_cb, read_cb) != 0)
-        conn_close(c);
+    conn_start(a, c);
+}
+
+/* transport_serve_fn: another agent's forwarding connection over the
+ * secure channel. fd (ours now) is an end of the socketpair transport.c
+ * pumps; the site's key was proved in the handshake, so the connection's
+ * identity is that site (c->site, see auth.c) and its requests are served
+ * like those of any client connection. Not counted against MAX_CONNS: the
+ * transport bounds them (TRANSPORT_FWD_PER_SITE per site), and a flood of
+ * clients must not stop forwarding. Closing c closes the channel. */
+static void serve_site(void *data, int fd, const char *site)
+{
+    struct agent *a = data;
+    struct api_conn *ac;
+    if (a->stopping || !(ac = calloc(1, sizeof *ac))) {
+        close(fd);
+        return;
+    }
+    struct conn *c = &ac->c;
+    c->a = a;
+    uv_pipe_init(a->loop, &c->h.pipe, 0);
+    c->h.stream.data = ac;
+    mp_buf_init(&ac->out);
+    if (uv_pipe_open(&c->h.pipe, fd) != 0) {
+        close(fd);
+        conn_discard(ac);
+        return;
+    }
+    snprintf(c->site, sizeof c->site, "%s", site);
+    snprintf(c->peer, sizeof c->peer, "site %s", site);
+    conn_start(a, c);
 }
 
 static void tcp_connection_cb(uv_stream_t *server, int status)
@@ -550,11 +586,13 @@ int api_start(struct agent *a, char *err, size_t len)
                  uv_strerror(rv));
         return rv;
     }
+    transport_set_serve(&a->cons.transport, serve_site, a);
     return 0;
 }
 
 void api_close(struct agent *a)
 {
+    transport_set_serve(&a->cons.transport, NULL, NULL); /* refused now */
     if (a->api_tcp_open) {
         uv_close((uv_handle_t *)&a->api_tcp, NULL);
         a->api_tcp_open = false;

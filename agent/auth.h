@@ -12,6 +12,8 @@
  *   that signed the session, looked up again for every request (a role
  *   removed mid-session takes effect at once). A bad MAC or sequence
  *   number is answered and the connection closed;
+ * - an unsigned frame on another agent's forwarding channel (conn->site
+ *   set: the secure channel proved the site's key) is that site's;
  * - an unsigned frame is accepted only if client authentication is off,
  *   or from root on the local Unix socket (SO_PEERCRED), as admin;
  * - the identity's role must allow the operation (auth.c, authorize());
@@ -20,8 +22,9 @@
  * Refusals are VC_EDENIED (VC_EUNAVAILABLE if the replay cache is full)
  * with a message that names the key and the reason.
  *
- * Forwarded requests leave through auth_request_encode(), signed with this
- * site's key when it has one.
+ * Forwarded requests leave unsigned: over the secure channel (which
+ * authenticates them) when this agent has a key, else over plain TCP.
+ * auth_request_encode() signs the joining site's JOIN with its key.
  */
 #ifndef VC_AGENT_AUTH_H
 #define VC_AGENT_AUTH_H
@@ -59,8 +62,9 @@ int auth_request_decode(struct conn *c, const void *data, size_t len,
  * Returns the code answered. */
 int auth_session_open(struct conn *c, const struct proto_request *req);
 
-/* Appends req as a frame for another agent: signed with this site's key
- * if it has one, else plain. Same returns as proto_request_encode(). */
+/* Appends req as a frame for another agent's client API (join.c): signed
+ * with this site's key if it has one, else plain. Same returns as
+ * proto_request_encode(). */
 int auth_request_encode(struct agent *a, const struct proto_request *req,
                         struct mp_buf *out, char *errmsg, size_t errlen);
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #define MAGIC "VCPC"
-#define HDR_BYTES 8 /* magic, version, 3 reserved zero bytes */
+#define HDR_BYTES 8 /* magic, version, purpose (msg1; 0 in msg2), 0, 0 */
 #define SIG_BYTES crypto_sign_BYTES
 #define SS_HEADER crypto_secretstream_xchacha20poly1305_HEADERBYTES
 #define SS_ABYTES crypto_secretstream_xchacha20poly1305_ABYTES
@@ -137,6 +137,7 @@ int channel_init(struct channel *c, const struct channel_config *cfg)
     size_t idlen;
     memset(c, 0, sizeof *c);
     c->initiator = cfg->initiator;
+    c->purpose = cfg->initiator ? cfg->purpose : CHANNEL_RAFT;
     c->self = cfg->self;
     c->allow = cfg->allow;
     c->allow_data = cfg->allow_data;
@@ -147,6 +148,9 @@ int channel_init(struct channel *c, const struct channel_config *cfg)
         return fail(c, -EINVAL, "no key or cluster id (at most %d bytes)",
                     CHANNEL_CLUSTER_ID_MAX - 1);
     if (cfg->initiator) {
+        if ((unsigned)cfg->purpose >= CHANNEL_PURPOSES)
+            return fail(c, -EINVAL, "unknown purpose %u",
+                        (unsigned)cfg->purpose);
         if (!cfg->expect || !cfg->address ||
             strlen(cfg->address) >= CHANNEL_ADDR_MAX)
             return fail(c, -EINVAL, "initiator needs the expected key and "
@@ -181,14 +185,19 @@ void channel_close(struct channel *c)
     sodium_memzero(c, sizeof *c);
 }
 
-static void put_header(uint8_t *p)
+/* purpose: msg1's purpose byte, 0 in msg2. */
+static void put_header(uint8_t *p, uint8_t purpose)
 {
     memcpy(p, MAGIC, 4);
     p[4] = CHANNEL_VERSION;
-    p[5] = p[6] = p[7] = 0;
+    p[5] = purpose;
+    p[6] = p[7] = 0;
 }
 
-static int check_header(struct channel *c, const uint8_t *p, size_t avail)
+/* Checks the first avail (<= HDR_BYTES) bytes of a msg1 (msg1 true) or
+ * msg2 header: refused from the first wrong byte. */
+static int check_header(struct channel *c, const uint8_t *p, size_t avail,
+                        bool msg1)
 {
     if (memcmp(p, MAGIC, avail < 4 ? avail : 4) != 0)
         return fail(c, -EPROTO, "not a VirtCloud peer (bad magic "
@@ -197,7 +206,12 @@ static int check_header(struct channel *c, const uint8_t *p, size_t avail)
     if (avail > 4 && p[4] != CHANNEL_VERSION)
         return fail(c, -EPROTONOSUPPORT, "peer speaks channel version %u, "
                     "we speak %u", p[4], CHANNEL_VERSION);
-    if (avail >= HDR_BYTES && (p[5] | p[6] | p[7]))
+    if (avail > 5 && msg1 && p[5] >= CHANNEL_PURPOSES)
+        return fail(c, -EPROTO, "unknown channel purpose %u (we know 0 "
+                    "raft, 1 forward)", p[5]);
+    if (avail > 5 && !msg1 && p[5])
+        return fail(c, -EPROTO, "reserved handshake bytes are not zero");
+    if (avail >= HDR_BYTES && (p[6] | p[7]))
         return fail(c, -EPROTO, "reserved handshake bytes are not zero");
     return 0;
 }
@@ -210,7 +224,7 @@ int channel_start(struct channel *c, struct channel_buf *wire)
     if (!c->initiator || c->state != CHANNEL_START)
         return fail(c, -EPROTO, "channel_start on a responder or twice");
     crypto_kx_keypair(c->eph_pk, c->eph_sk);
-    put_header(m);
+    put_header(m, (uint8_t)c->purpose);
     memcpy(m + HDR_BYTES, c->eph_pk, 32);
     memcpy(m + HDR_BYTES + 32, c->self->pk, 32);
     memcpy(m + HDR_BYTES + 64, c->my_addr, strlen(c->my_addr));
@@ -244,22 +258,24 @@ static int on_msg1(struct channel *c, const uint8_t *m,
     const uint8_t *peer_eph = m + HDR_BYTES;
     char key[KEYS_PUBLIC_TEXT_MAX];
     int rv;
-    if ((rv = check_header(c, m, HDR_BYTES)) != 0)
+    if ((rv = check_header(c, m, HDR_BYTES, true)) != 0)
         return rv;
+    c->purpose = (enum channel_purpose)m[5];
     memcpy(c->peer_pk, m + HDR_BYTES + 32, 32);
     if (!addr_ok(m + HDR_BYTES + 64))
         return fail(c, -EPROTO, "bad address field in handshake");
     memcpy(c->peer_addr, m + HDR_BYTES + 64, CHANNEL_ADDR_MAX);
-    if (c->allow(c->allow_data, c->peer_pk, c->peer_name,
+    if (c->allow(c->allow_data, c->peer_pk, c->purpose, c->peer_name,
                  sizeof c->peer_name) != 0) {
         keys_format_public(c->peer_pk, key, sizeof key);
-        return fail(c, -EACCES, "unknown key %s (not an accepted site key)",
-                    key);
+        return fail(c, -EACCES, "unknown key %s (not an accepted site key%s)",
+                    key, c->purpose == CHANNEL_RAFT ? ""
+                                                    : " for forwarding");
     }
     c->peer_name[sizeof c->peer_name - 1] = '\0';
     absorb(c, m, CHANNEL_MSG1_BYTES);
     crypto_kx_keypair(c->eph_pk, c->eph_sk);
-    put_header(r);
+    put_header(r, 0);
     memcpy(r + HDR_BYTES, c->eph_pk, 32);
     memcpy(r + HDR_BYTES + 32, c->self->pk, 32);
     absorb(c, r, MSG2_SIGNED); /* h2 */
@@ -296,7 +312,7 @@ static int on_msg2(struct channel *c, const uint8_t *m,
     uint8_t r[CHANNEL_MSG3_BYTES], txk[32];
     char got[KEYS_PUBLIC_TEXT_MAX], want[KEYS_PUBLIC_TEXT_MAX];
     int rv;
-    if ((rv = check_header(c, m, HDR_BYTES)) != 0)
+    if ((rv = check_header(c, m, HDR_BYTES, false)) != 0)
         return rv;
     memcpy(c->peer_pk, m + HDR_BYTES + 32, 32);
     if (sodium_memcmp(c->peer_pk, c->expect, 32) != 0 &&
@@ -364,8 +380,9 @@ static int want(struct channel *c, const uint8_t *p, size_t avail,
     case CHANNEL_WAIT_MSG2:
         *need = c->state == CHANNEL_WAIT_MSG1 ? CHANNEL_MSG1_BYTES
                                               : CHANNEL_MSG2_BYTES;
-        return avail ? check_header(c, p, avail < HDR_BYTES ? avail
-                                                            : HDR_BYTES)
+        return avail ? check_header(c, p,
+                                    avail < HDR_BYTES ? avail : HDR_BYTES,
+                                    c->state == CHANNEL_WAIT_MSG1)
                      : 0;
     case CHANNEL_WAIT_MSG3:
         *need = CHANNEL_MSG3_BYTES;
@@ -424,7 +441,7 @@ int channel_recv(struct channel *c, const void *in, size_t len,
                  struct channel_buf *wire, struct channel_buf *plain)
 {
     const uint8_t *src = in;
-    size_t need;
+    size_t need = 0; /* set by want() on success (quiets -O3) */
     int rv;
     for (;;) {
         if (c->state == CHANNEL_FAILED)

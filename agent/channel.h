@@ -6,10 +6,19 @@
  * Handshake (I = initiator, the dialling site; R = responder), fixed
  * sizes, nothing read past the expected size:
  *
- *   msg1 I->R 136 B: "VCPC" ver 0 0 0 | I_eph[32] | I_static[32] | I_addr[64]
+ *   msg1 I->R 136 B: "VCPC" ver purpose 0 0 | I_eph[32] | I_static[32]
+ *                    | I_addr[64]
  *   msg2 R->I 160 B: "VCPC" ver 0 0 0 | R_eph[32] | R_static[32]
  *                    | sig_R[64] | secretstream header R->I [24]
  *   msg3 I->R  88 B: sig_I[64] | secretstream header I->R [24]
+ *
+ * purpose (enum channel_purpose) says what the connection carries: raft's
+ * messages or client requests forwarded between agents. It is part of msg1,
+ * hence of the transcript both sides sign: a man in the middle cannot
+ * change it, and the responder refuses a purpose it does not know (and
+ * may refuse a known one for a key: the allow callback sees it). The
+ * other reserved bytes must be zero. Version 2 added the purpose (version
+ * 1 had zero there and carried raft only).
  *
  * Transcript hash (BLAKE2b-256 chain): h0 = H(label, version, cluster id),
  * h1 = H(h0 | msg1), h2 = H(h1 | first 72 bytes of msg2). R signs
@@ -36,9 +45,11 @@
  *
  * Errors: negative errno, and channel_error() says why in one line. After
  * an error every call fails the same way; the caller drops the connection.
- *   -EPROTO           not a VirtCloud peer, bad handshake, data after final
+ *   -EPROTO           not a VirtCloud peer, bad handshake, unknown purpose,
+ *                     data after final
  *   -EPROTONOSUPPORT  peer speaks another channel version
- *   -EACCES           the peer's key is unknown or not the one expected
+ *   -EACCES           the peer's key is unknown (or not accepted for the
+ *                     purpose) or not the one expected
  *   -EBADMSG          a signature or a frame fails to authenticate
  *   -EMSGSIZE         a frame length outside 0..CHANNEL_FRAME_MAX
  *   -EPIPE            the peer closed before the handshake or the final tag
@@ -55,7 +66,7 @@
 
 #include "keys.h"
 
-#define CHANNEL_VERSION 1
+#define CHANNEL_VERSION 2
 #define CHANNEL_MSG1_BYTES 136
 #define CHANNEL_MSG2_BYTES 160
 #define CHANNEL_MSG3_BYTES 88
@@ -68,9 +79,18 @@
 #define CHANNEL_REKEY_MSGS 1000u
 #define CHANNEL_REKEY_BYTES (64ull << 20)
 
-/* Responder: may the holder of pk connect? Returns 0 and writes its name
- * (NUL-terminated, at most cap bytes) if so, else a negative value. */
-typedef int (*channel_allow_fn)(void *data, const uint8_t *pk, char *name,
+/* What a connection carries (msg1 byte 5, signed with the transcript). */
+enum channel_purpose {
+    CHANNEL_RAFT = 0,    /* raft messages (agent/transport.c) */
+    CHANNEL_FORWARD = 1, /* client request frames between agents */
+    CHANNEL_PURPOSES     /* count: any other value is refused */
+};
+
+/* Responder: may the holder of pk connect for purpose? Returns 0 and
+ * writes its name (NUL-terminated, at most cap bytes) if so, else a
+ * negative value. */
+typedef int (*channel_allow_fn)(void *data, const uint8_t *pk,
+                                enum channel_purpose purpose, char *name,
                                 size_t cap);
 
 struct channel_config {
@@ -81,6 +101,7 @@ struct channel_config {
     const char *address;   /* ours, sent signed (R hands it to raft) */
     const uint8_t *expect; /* the pinned key of the dialled site */
     const uint8_t *expect_alt; /* NULL, or its other key while it rotates */
+    enum channel_purpose purpose;
     /* Responder only. */
     channel_allow_fn allow;
     void *allow_data;
@@ -104,6 +125,7 @@ enum channel_state {
 struct channel {
     enum channel_state state;
     bool initiator;
+    enum channel_purpose purpose; /* initiator: asked; responder: from msg1 */
     bool final_sent, final_recv;
     int error;
     char errmsg[200];

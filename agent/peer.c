@@ -1,22 +1,29 @@
-/* Links to the other agents' client APIs: forwarding to the leader and
- * health pings.
+/* Links to the other agents: forwarding to the leader and health pings.
  *
- * Happy path: peer_tick() keeps one TCP connection per known site (address
- * from its site record), pings it every PING_MS and notes when it last
- * answered; peer_forward() writes a request to the leader's link with the
- * FORWARDED flag and the time left; the answer is matched by sequence
- * number and relayed to the client.
+ * Happy path: peer_tick() keeps one link per known site, pings it every
+ * PING_MS and notes when it last answered; peer_forward() writes a request
+ * to the leader's link with the FORWARDED flag and the time left; the
+ * answer is matched by sequence number and relayed to the client.
+ *
+ * A link is, in plain mode (no key), a TCP connection to the site's client
+ * API (address from its site record); in secure mode, a forward-purpose
+ * secure channel to the site's peer (raft) address, from the raft
+ * configuration (transport_link_open(); we get an end of a socketpair).
+ * Either way it carries unsigned request frames: the channel authenticates
+ * and encrypts them, and the other agent takes them as this site's
+ * (auth.c). Secure mode never uses the client API port.
  *
  * Failure modes: connect or read errors close the link, and every request
  * forwarded over it goes back to waiting (retried with the same request
  * id, so it can never apply twice); a "not leader" answer does the same.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../proto/err.h"
 #include "agent.h"
-#include "auth.h"
 #include "log.h"
 
 #define PING_MS 300
@@ -28,16 +35,24 @@ struct peer_write {
     char data[];
 };
 
+#define PEER_OF(hd) ((struct peer *)((char *)(hd) - offsetof(struct peer, h)))
+
+/* link.data holds the agent from the slot's set-up on (peer_tick). */
 static struct agent *agent_of(struct peer *p, int *idx)
 {
-    struct agent *a = p->tcp.data;
+    struct agent *a = p->link.data;
     *idx = (int)(p - a->peers);
     return a;
 }
 
+static bool secure(struct agent *a)
+{
+    return transport_secure(&a->cons.transport);
+}
+
 static void link_closed_cb(uv_handle_t *h)
 {
-    struct peer *p = (struct peer *)((char *)h - offsetof(struct peer, tcp));
+    struct peer *p = PEER_OF(h);
     p->closing = false;
     mp_buf_close(&p->out);
     free(p->buf);
@@ -51,11 +66,17 @@ static void link_close(struct peer *p)
     struct agent *a = agent_of(p, &idx);
     if (p->closing || (!p->open && !p->connecting))
         return;
+    /* A secure link has no handle of ours until its channel is up. */
+    bool handle = p->open || !secure(a);
     p->open = p->connecting = false;
-    p->closing = true;
     mp_buf_reset(&p->out); /* queued frames die with the link */
     p->next_try_ms = agent_now_ms(a) + RETRY_MS;
-    uv_close((uv_handle_t *)&p->tcp, link_closed_cb);
+    if (handle) {
+        p->closing = true;
+        uv_close((uv_handle_t *)&p->h, link_closed_cb);
+    } else {
+        transport_link_cancel(&p->link);
+    }
     for (struct request *r = a->reqs; r; r = r->next)
         if (r->state == RS_FORWARDED && r->peer == idx)
             request_retry(r);
@@ -92,7 +113,7 @@ static void link_flush(struct peer *p)
     if (!p->open || p->out.len == 0)
         return;
     uv_buf_t buf = uv_buf_init(p->out.data, (unsigned)p->out.len);
-    int n = uv_try_write((uv_stream_t *)&p->tcp, &buf, 1);
+    int n = uv_try_write(&p->h.stream, &buf, 1);
     if (n == UV_EAGAIN || n == UV_ENOSYS)
         n = 0; /* earlier writes still queued: queue behind them */
     if (n < 0) {
@@ -112,7 +133,7 @@ static void link_flush(struct peer *p)
     w->req.data = p;
     buf = uv_buf_init(w->data, (unsigned)rest);
     mp_buf_reset(&p->out);
-    if (uv_write(&w->req, (uv_stream_t *)&p->tcp, &buf, 1, write_cb) != 0) {
+    if (uv_write(&w->req, &p->h.stream, &buf, 1, write_cb) != 0) {
         free(w);
         link_close(p);
     }
@@ -216,7 +237,7 @@ static void parse_frames(struct agent *a, struct peer *p, int idx)
 
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-    struct peer *p = (struct peer *)((char *)h - offsetof(struct peer, tcp));
+    struct peer *p = PEER_OF(h);
     (void)hint;
     if (p->cap - p->len < 65536) {
         size_t cap = p->cap ? p->cap * 2 : 131072;
@@ -235,7 +256,7 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
-    struct peer *p = (struct peer *)((char *)s - offsetof(struct peer, tcp));
+    struct peer *p = PEER_OF(s);
     int idx;
     struct agent *a = agent_of(p, &idx);
     (void)buf;
@@ -261,26 +282,75 @@ static void connect_cb(uv_connect_t *req, int status)
         return;
     }
     p->open = true;
-    uv_tcp_nodelay(&p->tcp, 1);
-    if (uv_read_start((uv_stream_t *)&p->tcp, alloc_cb, read_cb) != 0)
+    uv_tcp_nodelay(&p->h.tcp, 1);
+    if (uv_read_start(&p->h.stream, alloc_cb, read_cb) != 0)
+        link_close(p);
+}
+
+/* transport_link_cb: the secure channel is up (fd: our end, ours now) or
+ * failed (retried by peer_tick). */
+static void channel_cb(struct transport_link *l, int fd, int status)
+{
+    struct peer *p = (struct peer *)((char *)l - offsetof(struct peer, link));
+    struct agent *a = l->data;
+    p->connecting = false;
+    if (status != 0) {
+        log_debug("link to %s: %s", p->site, strerror(-status));
+        p->next_try_ms = agent_now_ms(a) + RETRY_MS;
+        return;
+    }
+    uv_pipe_init(a->loop, &p->h.pipe, 0);
+    p->open = true; /* the handle exists: link_close() closes it */
+    p->len = 0;
+    if (uv_pipe_open(&p->h.pipe, fd) != 0) {
+        close(fd);
+        link_close(p);
+        return;
+    }
+    if (uv_read_start(&p->h.stream, alloc_cb, read_cb) != 0)
         link_close(p);
 }
 
 static void link_open(struct agent *a, struct peer *p)
 {
     struct sockaddr_storage ss;
+    if (secure(a)) {
+        int rv = transport_link_open(&a->cons.transport, &p->link, p->site,
+                                     p->addr, channel_cb);
+        if (rv != 0) {
+            p->next_try_ms = agent_now_ms(a) + (rv == -EAGAIN ? RETRY_MS
+                                                              : 5000);
+            return;
+        }
+        p->connecting = true;
+        return;
+    }
     if (config_parse_addr(p->addr, &ss) != 0) {
         p->next_try_ms = agent_now_ms(a) + 5000;
         return;
     }
-    uv_tcp_init(a->loop, &p->tcp);
-    p->tcp.data = a;
+    uv_tcp_init(a->loop, &p->h.tcp);
+    p->h.tcp.data = a;
     p->creq.data = p;
     p->connecting = true;
     p->len = 0;
-    if (uv_tcp_connect(&p->creq, &p->tcp, (struct sockaddr *)&ss,
+    if (uv_tcp_connect(&p->creq, &p->h.tcp, (struct sockaddr *)&ss,
                        connect_cb) != 0)
         link_close(p);
+}
+
+/* The address a link to site s goes to ("" if none): its client API in
+ * plain mode, its raft address (from the raft configuration) in secure
+ * mode. */
+static const char *link_addr(struct agent *a, const struct fsm_site *s)
+{
+    const char *addr = NULL;
+    if (!secure(a))
+        return s->addr;
+    if (consensus_member_role(&a->cons, consensus_site_id(s->name),
+                              &addr) < 0 || !addr)
+        return "";
+    return addr;
 }
 
 static void ping(struct agent *a, struct peer *p)
@@ -292,7 +362,7 @@ static void ping(struct agent *a, struct peer *p)
     req.op = PROTO_OP_PING;
     req.seq = p->ping_seq = ++p->next_seq;
     mp_buf_init(&out);
-    if (auth_request_encode(a, &req, &out, err, sizeof err) == 0)
+    if (proto_request_encode(&req, &out, err, sizeof err) == 0)
         link_send(p, out.data, out.len);
     mp_buf_close(&out);
     p->ping_sent_ms = agent_now_ms(a);
@@ -304,9 +374,10 @@ void peer_tick(struct agent *a)
     for (int i = 0; i < VC_SITES_MAX; i++) {
         const struct fsm_site *s = &a->fsm.sites[i];
         struct peer *p = &a->peers[i];
-        bool want = s->live && s->addr[0] && strcmp(s->name, a->cfg.site);
+        const char *addr = s->live ? link_addr(a, s) : "";
+        bool want = addr[0] && strcmp(s->name, a->cfg.site);
         if (p->used && (!want || strcmp(p->site, s->name) ||
-                        strcmp(p->addr, s->addr))) {
+                        strcmp(p->addr, addr))) {
             link_close(p);
             if (p->closing)
                 continue; /* reuse the slot once the handle is closed */
@@ -317,8 +388,9 @@ void peer_tick(struct agent *a)
         if (!p->used) {
             memset(p, 0, sizeof *p);
             p->used = true;
+            p->link.data = a;
             snprintf(p->site, sizeof p->site, "%s", s->name);
-            snprintf(p->addr, sizeof p->addr, "%s", s->addr);
+            snprintf(p->addr, sizeof p->addr, "%s", addr);
         }
         if (!p->open && !p->connecting && now >= p->next_try_ms)
             link_open(a, p);
@@ -372,7 +444,9 @@ int peer_forward(struct agent *a, struct request *r)
     if (r->op == PROTO_OP_SUBMIT || r->op == PROTO_OP_JOIN)
         req.cmd = r->cmd;
     mp_buf_init(&out);
-    int rv = auth_request_encode(a, &req, &out, err, sizeof err);
+    /* Unsigned: the secure channel authenticates it (no key: plain TCP,
+     * as the other agent expects). */
+    int rv = proto_request_encode(&req, &out, err, sizeof err);
     if (rv == 0)
         rv = link_send(p, out.data, out.len);
     mp_buf_close(&out);

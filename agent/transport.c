@@ -1,4 +1,8 @@
 /* The secure raft transport: TCP + agent/channel.h + a socketpair pump.
+ * It also carries the client requests agents forward to each other
+ * (purpose CHANNEL_FORWARD, see transport.h): the same pump, handshake,
+ * limits and revalidation; only who gets the socketpair's other end
+ * differs (peer.c dialling, api.c serving, instead of raft).
  *
  * Raft only establishes connections through a raft_uv_transport; then it
  * reads and writes the uv_stream_t it was handed, with no hook to transform
@@ -26,8 +30,11 @@
  *   TRANSPORT_UNAUTH_PER_IP from one address) connections still in the
  *   handshake: the connection is closed and the refusal logged once with
  *   the peer's address (repeats from one address are rate limited). A
- *   site authenticated more than TRANSPORT_CONN_PER_SITE times loses its
- *   oldest connection.
+ *   site authenticated more than TRANSPORT_CONN_PER_SITE times for raft
+ *   (TRANSPORT_FWD_PER_SITE for forwarding) loses its oldest connection of
+ *   that purpose. An unknown purpose is refused at its msg1 byte. A
+ *   forwarding channel established while nobody serves forwarded
+ *   requests (api.c not up, or stopping) is closed cleanly at once.
  * - after the handshake, a frame that fails to authenticate (tampered,
  *   replayed, reordered, cut), an oversize frame, EOF without the final
  *   frame or a socket error: both ends are closed at once, raft sees EOF on
@@ -86,6 +93,8 @@ struct tr {
     uv_tcp_t listener;
     bool listening; /* the listener handle is open (from tr_init) */
     raft_uv_accept_cb accept_cb;
+    transport_serve_fn serve; /* incoming forwarding connections */
+    void *serve_data;
     struct pump *pumps;
     unsigned unauth; /* incoming connections still in the handshake */
     bool closing;
@@ -104,6 +113,7 @@ struct wreq {
 
 struct pump {
     struct tr *tr;
+    enum channel_purpose purpose;
     bool incoming;
     bool counted;     /* in tr->unauth */
     bool closing;     /* hard close started: handles closing */
@@ -117,8 +127,9 @@ struct pump {
     uv_pipe_t *raft_end; /* not yet handed to raft */
     uv_connect_t creq;
     uv_shutdown_t tcp_sreq, pipe_sreq;
-    struct raft_uv_connect *req; /* outgoing, until its cb fired */
+    struct raft_uv_connect *req; /* outgoing raft, until its cb fired */
     raft_uv_connect_cb cb;
+    struct transport_link *link; /* outgoing forward, until its cb fired */
     raft_id id;
     size_t tcp_pending, pipe_pending; /* bytes queued for writing */
     bool tcp_paused, pipe_paused;     /* reading stopped (back-pressure) */
@@ -253,14 +264,23 @@ bool transport_site_key(const struct config *cfg, const struct fsm *f,
     return false;
 }
 
-/* channel_allow_fn: an accepted site key other than our own site's. */
-static int allow_cb(void *data, const uint8_t *pk, char *name, size_t cap)
+/* channel_allow_fn: an accepted site key other than our own site's, for
+ * either purpose. Only site keys: a client's key (a role binding) opens
+ * neither a raft nor a forwarding channel. */
+static int allow_cb(void *data, const uint8_t *pk,
+                    enum channel_purpose purpose, char *name, size_t cap)
 {
     const struct tr *tr = data;
+    (void)purpose;
     if (transport_site_key(tr->cfg, tr->fsm, pk, name, cap) &&
         strcmp(name, tr->cfg->site) != 0)
         return 0;
     return -1;
+}
+
+static const char *purpose_name(enum channel_purpose p)
+{
+    return p == CHANNEL_FORWARD ? "forward" : "raft";
 }
 
 /* The name of the site whose raft id is id ("" if unknown) and the keys it
@@ -320,10 +340,17 @@ static void uncount(struct pump *p)
     }
 }
 
-/* Tells raft that its connect failed (or was cancelled), once. */
+/* Tells raft (or peer.c) that its connect failed (or was cancelled),
+ * once. */
 static void fail_connect(struct pump *p)
 {
     struct raft_uv_connect *req = p->req;
+    struct transport_link *l = p->link;
+    if (l) {
+        p->link = NULL;
+        l->pump = NULL;
+        l->cb(l, -1, p->tr->closing ? -ECANCELED : -ECONNREFUSED);
+    }
     if (!req)
         return;
     p->req = NULL;
@@ -512,74 +539,102 @@ static void pump_finish(struct pump *p)
 
 /* --- established: the socketpair ---------------------------------------- */
 
-/* Makes the socketpair: raft's end in p->raft_end (raft_malloc), ours in
- * p->pipe, read from at once. 0 or a negative errno. */
-static int make_pair(struct pump *p)
+/* Makes the socketpair: ours in p->pipe, read from at once; the other end
+ * in *fd, the caller's. 0 or a negative errno (*fd then -1). */
+static int make_pair(struct pump *p, int *fd)
 {
     int fds[2], rv;
+    *fd = -1;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
         return -errno;
-    if (!(p->raft_end = raft_malloc(sizeof *p->raft_end))) {
-        close(fds[0]);
-        close(fds[1]);
-        return -ENOMEM;
-    }
-    uv_pipe_init(p->tr->loop, p->raft_end, 0);
     uv_pipe_init(p->tr->loop, &p->pipe, 0);
     p->pipe.data = p;
     p->pipe_open = true;
     p->handles++;
-    if ((rv = uv_pipe_open(p->raft_end, fds[0])) != 0) {
+    if ((rv = uv_pipe_open(&p->pipe, fds[1])) != 0) {
         close(fds[0]);
         close(fds[1]);
         return rv;
     }
-    if ((rv = uv_pipe_open(&p->pipe, fds[1])) != 0) {
-        close(fds[1]);
+    /* fds[1] is p->pipe's now: closed with it. */
+    if ((rv = uv_read_start((uv_stream_t *)&p->pipe, alloc_cb,
+                            pipe_read_cb)) != 0) {
+        close(fds[0]);
         return rv;
     }
-    return uv_read_start((uv_stream_t *)&p->pipe, alloc_cb, pipe_read_cb);
+    *fd = fds[0];
+    return 0;
 }
 
-/* An authenticated site gets TRANSPORT_CONN_PER_SITE incoming connections
- * at most: a new one closes its oldest (raft uses one; the others are
- * stale or abuse). */
+/* Raft's end of the socketpair: a uv_pipe_t from raft_malloc in
+ * p->raft_end (raft uv_close()s and raft_free()s it once handed over).
+ * Takes fd. 0 or a negative errno. */
+static int raft_end(struct pump *p, int fd)
+{
+    int rv;
+    if (!(p->raft_end = raft_malloc(sizeof *p->raft_end))) {
+        close(fd);
+        return -ENOMEM;
+    }
+    uv_pipe_init(p->tr->loop, p->raft_end, 0);
+    if ((rv = uv_pipe_open(p->raft_end, fd)) != 0)
+        close(fd);
+    return rv;
+}
+
+/* An authenticated site gets TRANSPORT_CONN_PER_SITE incoming raft
+ * connections and TRANSPORT_FWD_PER_SITE forwarding ones at most: a new
+ * one closes the oldest of its purpose (raft and peer.c use one each; the
+ * others are stale or abuse). Purposes are counted apart, so forwarding
+ * connections can never evict raft's. */
 static void cap_site(struct pump *np)
 {
     struct pump *oldest = NULL;
     unsigned n = 0;
+    unsigned cap = np->purpose == CHANNEL_FORWARD ? TRANSPORT_FWD_PER_SITE
+                                                  : TRANSPORT_CONN_PER_SITE;
     for (struct pump *p = np->tr->pumps; p; p = p->next)
         if (p != np && p->incoming && !p->closing && !p->counted &&
-            channel_established(&p->ch) && strcmp(p->site, np->site) == 0) {
+            p->purpose == np->purpose && channel_established(&p->ch) &&
+            strcmp(p->site, np->site) == 0) {
             n++;
             oldest = p; /* the list runs newest first */
         }
-    if (n >= TRANSPORT_CONN_PER_SITE) {
-        log_info("peer %s %s: %u connections from this site: closing the "
-                 "oldest (%s)", np->peer, np->site, n + 1, oldest->peer);
+    if (n >= cap) {
+        log_info("peer %s %s: %u %s connections from this site: closing the "
+                 "oldest (%s)", np->peer, np->site, n + 1,
+                 purpose_name(np->purpose), oldest->peer);
         pump_hard_close(oldest);
     }
 }
 
-static int on_established(struct pump *p)
+/* Hands the established connection's socketpair end to its user: raft
+ * (accept or connect callback), api.c (incoming forward) or peer.c
+ * (outgoing forward). 0 or a negative errno (p then closes). */
+static int hand_over(struct pump *p, int fd)
 {
     struct tr *tr = p->tr;
     int rv;
-    uv_timer_stop(&p->timer);
-    uncount(p);
-    if (p->incoming) {
-        snprintf(p->site, sizeof p->site, "%s", p->ch.peer_name);
-        cap_site(p);
+    if (p->purpose == CHANNEL_FORWARD && p->incoming) {
+        /* Not serving (starting or stopping): a clean close, and the
+         * site's peer.c retries. */
+        if (tr->serve)
+            tr->serve(tr->serve_data, fd, p->site);
+        else
+            close(fd);
+        return 0;
     }
-    if ((rv = make_pair(p)) != 0) {
-        log_error("peer %s %s: socketpair: %s", p->peer, p->site,
-                  uv_strerror(rv));
+    if (p->purpose == CHANNEL_FORWARD) {
+        struct transport_link *l = p->link;
+        p->link = NULL;
+        l->pump = NULL;
+        l->cb(l, fd, 0);
+        return 0;
+    }
+    if ((rv = raft_end(p, fd)) != 0)
         return rv;
-    }
     uv_stream_t *s = (uv_stream_t *)p->raft_end;
     p->raft_end = NULL; /* raft's from now on */
-    log_debug("peer %s: %s %s authenticated", p->peer,
-              p->incoming ? "from" : "to", p->site);
     if (p->incoming) {
         tr->accept_cb(tr->t, consensus_site_id(p->site), p->ch.peer_addr, s);
     } else {
@@ -587,6 +642,26 @@ static int on_established(struct pump *p)
         p->req = NULL;
         p->cb(req, s, 0);
     }
+    return 0;
+}
+
+static int on_established(struct pump *p)
+{
+    int rv, fd;
+    uv_timer_stop(&p->timer);
+    uncount(p);
+    if (p->incoming) {
+        p->purpose = p->ch.purpose; /* authenticated with the transcript */
+        snprintf(p->site, sizeof p->site, "%s", p->ch.peer_name);
+        cap_site(p);
+    }
+    if ((rv = make_pair(p, &fd)) != 0 || (rv = hand_over(p, fd)) != 0) {
+        log_error("peer %s %s: socketpair: %s", p->peer, p->site,
+                  uv_strerror(rv));
+        return rv;
+    }
+    log_debug("peer %s: %s %s authenticated (%s)", p->peer,
+              p->incoming ? "from" : "to", p->site, purpose_name(p->purpose));
     return 0;
 }
 
@@ -695,11 +770,46 @@ static void connect_cb(uv_connect_t *creq, int status)
     }
 }
 
+/* Dials site at address for purpose, expecting one of its nkeys (1..2)
+ * keys. Returns the pump (its handshake deadline running), or NULL if it
+ * failed at once (nothing to call back). */
+static struct pump *dial(struct tr *tr, const char *site, const char *address,
+                         const uint8_t *keys[2], unsigned nkeys,
+                         enum channel_purpose purpose)
+{
+    struct sockaddr_storage ss;
+    struct pump *p;
+    if (config_parse_addr(address, &ss) != 0) {
+        log_warn("site %s: raft address \"%s\" is not IP:PORT", site,
+                 address);
+        return NULL;
+    }
+    if (!(p = pump_new(tr, false)))
+        return NULL;
+    struct channel_config cc = {.initiator = true, .self = &tr->self,
+                                .cluster_id = tr->cfg->cluster_id,
+                                .address = tr->address, .expect = keys[0],
+                                .expect_alt = nkeys > 1 ? keys[1] : NULL,
+                                .purpose = purpose};
+    p->purpose = purpose;
+    snprintf(p->site, sizeof p->site, "%s", site);
+    snprintf(p->peer, sizeof p->peer, "%s", address);
+    snprintf(p->ip, sizeof p->ip, "%s", address);
+    p->creq.data = p;
+    if (channel_init(&p->ch, &cc) != 0 ||
+        uv_tcp_connect(&p->creq, &p->tcp, (struct sockaddr *)&ss,
+                       connect_cb) != 0) {
+        pump_hard_close(p); /* no req or link yet: no callback */
+        return NULL;
+    }
+    uv_timer_start(&p->timer, deadline_cb, TRANSPORT_HANDSHAKE_MS, 0);
+    return p;
+}
+
 static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
                       raft_id id, const char *address, raft_uv_connect_cb cb)
 {
     struct tr *tr = t->impl;
-    struct sockaddr_storage ss;
     char site[CHANNEL_NAME_MAX];
     const uint8_t *keys[2];
     unsigned nkeys = keys_of_id(tr, id, site, sizeof site, keys);
@@ -712,32 +822,11 @@ static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
                   address);
         return RAFT_NOCONNECTION;
     }
-    if (config_parse_addr(address, &ss) != 0) {
-        log_warn("site %s: raft address \"%s\" is not IP:PORT", site,
-                 address);
+    if (!(p = dial(tr, site, address, keys, nkeys, CHANNEL_RAFT)))
         return RAFT_NOCONNECTION;
-    }
-    if (!(p = pump_new(tr, false)))
-        return RAFT_NOMEM;
-    struct channel_config cc = {.initiator = true, .self = &tr->self,
-                                .cluster_id = tr->cfg->cluster_id,
-                                .address = tr->address, .expect = keys[0],
-                                .expect_alt = nkeys > 1 ? keys[1] : NULL};
     p->req = req;
     p->cb = cb;
     p->id = id;
-    snprintf(p->site, sizeof p->site, "%s", site);
-    snprintf(p->peer, sizeof p->peer, "%s", address);
-    snprintf(p->ip, sizeof p->ip, "%s", address);
-    p->creq.data = p;
-    if (channel_init(&p->ch, &cc) != 0 ||
-        uv_tcp_connect(&p->creq, &p->tcp, (struct sockaddr *)&ss,
-                       connect_cb) != 0) {
-        p->req = NULL; /* failing synchronously: no callback */
-        pump_hard_close(p);
-        return RAFT_NOCONNECTION;
-    }
-    uv_timer_start(&p->timer, deadline_cb, TRANSPORT_HANDSHAKE_MS, 0);
     return 0;
 }
 
@@ -925,6 +1014,60 @@ void transport_set_self(struct raft_uv_transport *t,
         ((struct tr *)t->impl)->self = *kp;
 }
 
+bool transport_secure(const struct raft_uv_transport *t)
+{
+    return t->close == tr_close;
+}
+
+void transport_set_serve(struct raft_uv_transport *t, transport_serve_fn fn,
+                         void *data)
+{
+    struct tr *tr;
+    if (t->close != tr_close)
+        return;
+    tr = t->impl;
+    tr->serve = fn;
+    tr->serve_data = data;
+}
+
+int transport_link_open(struct raft_uv_transport *t, struct transport_link *l,
+                        const char *site, const char *address,
+                        transport_link_cb cb)
+{
+    struct tr *tr;
+    const uint8_t *keys[2];
+    unsigned nkeys;
+    struct pump *p;
+    if (t->close != tr_close)
+        return -ENOTSUP;
+    tr = t->impl;
+    if (tr->closing)
+        return -ECANCELED;
+    if (!tr->address[0]) /* before raft_uv's init: we have no address */
+        return -EAGAIN;
+    if ((nkeys = site_keys(tr->cfg, tr->fsm, site, keys)) == 0) {
+        log_debug("site %s: no accepted key for it (site record or "
+                  "peer-keys): no forwarding link", site);
+        return -EACCES;
+    }
+    if (!(p = dial(tr, site, address, keys, nkeys, CHANNEL_FORWARD)))
+        return -ECONNREFUSED;
+    l->cb = cb;
+    l->pump = p;
+    p->link = l;
+    return 0;
+}
+
+void transport_link_cancel(struct transport_link *l)
+{
+    struct pump *p = l->pump;
+    if (!p)
+        return;
+    l->pump = NULL;
+    p->link = NULL; /* no callback */
+    pump_hard_close(p);
+}
+
 /* Is the authenticated peer of p still accepted under its name? */
 static bool still_accepted(const struct tr *tr, const struct pump *p)
 {
@@ -950,7 +1093,8 @@ unsigned transport_revalidate(struct raft_uv_transport *t)
             still_accepted(tr, p))
             continue;
         log_warn("peer %s %s: its key is no longer accepted (site removed "
-                 "or key rotated out): connection closed", p->peer, p->site);
+                 "or key rotated out): %s connection closed", p->peer,
+                 p->site, purpose_name(p->purpose));
         pump_hard_close(p);
         n++;
     }

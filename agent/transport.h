@@ -6,7 +6,9 @@
  * runs the agent/channel.h handshake (only sites pinned in cfg->peer_keys
  * are accepted, their raft id taken from their key) and then carries raft's
  * bytes in encrypted frames; raft itself reads and writes one end of a
- * socketpair that transport.c pumps (see transport.c). Without a key,
+ * socketpair that transport.c pumps (see transport.c). Forwarded client
+ * requests between agents use the same channel (purpose CHANNEL_FORWARD,
+ * below). Without a key,
  * stock raft_uv_tcp, with a warning: peer traffic is then neither
  * authenticated nor encrypted.
  */
@@ -14,6 +16,7 @@
 #define VC_AGENT_TRANSPORT_H
 
 #include <raft/uv.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -28,8 +31,11 @@ struct fsm;
 /* Connections not yet authenticated, in all and from one IP address. */
 #define TRANSPORT_UNAUTH_MAX 64
 #define TRANSPORT_UNAUTH_PER_IP 8
-/* Authenticated incoming connections of one site. */
+/* Authenticated incoming raft connections of one site. */
 #define TRANSPORT_CONN_PER_SITE 4
+/* Authenticated incoming forwarding connections of one site: a cap of
+ * their own, so that they never evict raft connections (nor the reverse). */
+#define TRANSPORT_FWD_PER_SITE 2
 
 /* Initialises t for raft_uv_init(). cfg is borrowed and must outlive t
  * (it lives in struct agent). Loads the private key if one is configured.
@@ -56,6 +62,54 @@ unsigned transport_revalidate(struct raft_uv_transport *t);
  * open ones keep the key they authenticated with. Copied. */
 void transport_set_self(struct raft_uv_transport *t,
                         const struct keys_pair *kp);
+
+/* --- client-request forwarding over the channel --------------------------
+ *
+ * Agents forward client requests (and health pings) to each other over the
+ * same authenticated, encrypted channel as raft, to the peer (raft) listen
+ * address, with purpose CHANNEL_FORWARD in the handshake. Each end gets one
+ * end of a socketpair, as a plain fd it then owns, that carries the
+ * decrypted byte stream (request and response frames, proto/frame.h);
+ * closing it closes the connection cleanly. transport_revalidate() covers
+ * these connections as well. Secure transport only. */
+
+struct transport_link;
+
+/* Outgoing: fd >= 0 and status 0 once the peer proved the site's key, else
+ * fd -1 and a negative errno. Called once, never after
+ * transport_link_cancel(). */
+typedef void (*transport_link_cb)(struct transport_link *l, int fd,
+                                  int status);
+
+/* An outgoing forwarding connection in progress, owned by the caller: it
+ * must stay valid until its callback or transport_link_cancel(). */
+struct transport_link {
+    void *data; /* the caller's */
+    transport_link_cb cb;
+    void *pump; /* the transport's, while connecting */
+};
+
+/* Dials site at its raft address (expecting a key accepted for site).
+ * Returns 0 (cb will fire) or a negative errno (-ENOTSUP on the plain
+ * transport; cb will not fire). */
+int transport_link_open(struct raft_uv_transport *t, struct transport_link *l,
+                        const char *site, const char *address,
+                        transport_link_cb cb);
+
+/* Abandons a link still connecting: its callback will not fire. No-op if
+ * it is not connecting. */
+void transport_link_cancel(struct transport_link *l);
+
+/* Incoming: serve(data, fd, site) takes over fd, the stream of an
+ * authenticated site (the name its key maps to). While none is set (the
+ * client API not up yet, or shutting down), such a channel is closed
+ * cleanly once established: the forwarding agent retries. */
+typedef void (*transport_serve_fn)(void *data, int fd, const char *site);
+void transport_set_serve(struct raft_uv_transport *t, transport_serve_fn fn,
+                         void *data);
+
+/* True for the secure transport (this agent has a key). */
+bool transport_secure(const struct raft_uv_transport *t);
 
 /* May the holder of pk act as a peer site? Fills its name. The same rule
  * the transport applies (used by client authentication for forwarded

@@ -2,7 +2,9 @@
  * bytes from any host that can reach a site's raft port.
  *
  * The first input byte picks who reads the rest and in what pieces:
- *   mode 0: a responder, as a stranger's first bytes (msg1, msg3, ...);
+ *   mode 0: a responder, as a stranger's first bytes (msg1, msg3, ...):
+ *           a msg1 purpose byte the channel does not know is refused at
+ *           once (-EPROTO), before the key is looked at;
  *   mode 1: an initiator that sent msg1 and reads the reply (msg2, ...);
  *   mode 2: an established channel reading frames after a real handshake
  *           (length prefixes, secretstream tags, rekeys, final tag).
@@ -22,10 +24,14 @@
 
 static struct keys_pair k_init, k_resp;
 
-static int allow_init_key(void *data, const uint8_t *pk, char *name,
-                          size_t cap)
+/* The initiator's key, for either purpose (the responder's own purpose
+ * check is what the fuzzer exercises). */
+static int allow_init_key(void *data, const uint8_t *pk,
+                          enum channel_purpose purpose, char *name, size_t cap)
 {
     (void)data;
+    FUZZ_CHECK((unsigned)purpose < CHANNEL_PURPOSES,
+               "allow asked about unknown purpose %u", (unsigned)purpose);
     if (memcmp(pk, k_init.pk, KEYS_PUBLIC_BYTES) != 0)
         return -EACCES;
     snprintf(name, cap, "site-i");
@@ -147,6 +153,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(rv == -EMSGSIZE, "frame length %u not refused (%d)",
                        clen, rv);
     }
+    /* Oracle: a stranger's msg1 with a valid magic and version but an
+     * unknown purpose must be refused as such. */
+    if (mode == 0 && size >= 6 && memcmp(data, "VCPC", 4) == 0 &&
+        data[4] == CHANNEL_VERSION && data[5] >= CHANNEL_PURPOSES)
+        FUZZ_CHECK(rv == -EPROTO && strstr(channel_error(&c), "purpose"),
+                   "unknown purpose %u not refused (%d: %s)", data[5], rv,
+                   channel_error(&c));
     FUZZ_CHECK(plain.len == 0, "%zu bytes of unauthenticated plaintext",
                plain.len);
     if (mode != 2)

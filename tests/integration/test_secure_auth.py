@@ -17,11 +17,13 @@ agent/fsm_auth.c), with real agents on loopback and the real CLI:
 5. a site joins with a one-time token (site invite): it pins the members'
    keys from the token; the same token is refused a second time;
 6. removing a site revokes its key at once: the other agents close its
-   connections and refuse its handshakes; commits go on.
+   connections, raft's and the forwarding channels alike, and refuse its
+   handshakes; commits go on.
 Needs root (the Unix socket's SO_PEERCRED admin), else skips.
 """
 import base64
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -400,6 +402,16 @@ def check_remove_revokes(env, c, sched, adm):
     vc.wait_until(lambda: any("no longer accepted" in a.log_text()
                               for a in others), 20,
                   "plzen's connections closed at once")
+    # Its forwarding channels too (every agent keeps one to every other
+    # site for forwarding and health pings).
+    vc.wait_until(lambda: any(re.search(r"no longer accepted.*forward "
+                                        r"connection closed", a.log_text())
+                              for a in others), 20,
+                  "plzen's forwarding channels closed")
+    peers = {a.peer for a in others}
+    vc.wait_until(lambda: not [r for _, r in sp.tcp_conns(c[plzen].pid)
+                               if r in peers], 20,
+                  "plzen left with no established channel to the others")
     vc.wait_until(lambda: any("unknown key" in a.log_text()
                               for a in others), 30,
                   "plzen's new handshakes refused")

@@ -14,7 +14,13 @@ made by `virtcloud keygen`:
 5. a man in the middle (a proxy on every peer address) that flips a bit in
    a frame, replays one or cuts a connection in the middle of one: the
    receiver closes the connection and logs it with the peer's address,
-   raft redials and the cluster keeps committing.
+   raft redials and the cluster keeps committing;
+6. forwarding over the channel (client-auth = required): creates sent to a
+   follower commit, and the follower agent holds no TCP connection to the
+   leader's client API port, only channel connections to its peer port
+   (the same check on a plain cluster does see the API connection); a
+   forward-purpose handshake from a key that is not a site's, or with an
+   unknown purpose, is refused; a site's own is answered.
 
 With VC_BENCH=path/to/virtcloud-bench, runs the creates benchmark against a
 plain-TCP cluster and a secure one (encrypted peers, every request signed
@@ -22,6 +28,7 @@ and checked: client-auth = required) instead (same binaries, same run) and print
 both throughputs and the cost in percent (VC_BENCH_COUNT, VC_BENCH_CONC,
 VC_BENCH_ROUNDS tune it).
 """
+import base64
 import os
 import re
 import socket
@@ -160,7 +167,7 @@ def check_secure_cluster(env):
                   5, "the garbage refusal with the peer's address")
     # Random bytes that start like a handshake: refused by size/signature.
     g = socket.create_connection((host, int(port)), timeout=5)
-    g.sendall(b"VCPC\x01\x00\x00\x00" + os.urandom(128))
+    g.sendall(b"VCPC\x02\x00\x00\x00" + os.urandom(128))
     took = closed_after(g, 3)
     g.close()
     vc.check(took is not None, "random msg1 not refused")
@@ -376,7 +383,210 @@ def check_tampering(env):
     c.wait_converged()
 
 
+# --- forwarding over the channel -------------------------------------------
+
+def tcp_conns(pid):
+    """The established TCP connections of process pid, as (local port,
+    remote "ip:port") pairs: its socket inodes (/proc/PID/fd) matched
+    against /proc/PID/net/tcp and tcp6. Loopback IPv4 only is decoded."""
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            link = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    out = []
+    for name in ("tcp", "tcp6"):
+        try:
+            with open("/proc/%d/net/%s" % (pid, name)) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            col = row.split()
+            if col[3] != "01" or col[9] not in inodes:  # 01: ESTABLISHED
+                continue
+            lport = int(col[1].rsplit(":", 1)[1], 16)
+            rhex, rport = col[2].rsplit(":", 1)
+            rip = (socket.inet_ntoa(struct.pack("<I", int(rhex, 16)))
+                   if len(rhex) == 8 else "v6")
+            out.append((lport, "%s:%d" % (rip, int(rport, 16))))
+    return out
+
+
+def conns_to(pid, addr):
+    return sum(1 for _, r in tcp_conns(pid) if r == addr)
+
+
+def forward_creates(c, f, tag, n=5):
+    for k in range(n):
+        create(c, f, "%s%d" % (tag, k), sites="brno,praha")
+
+
+def msg1(purpose, pk, addr=b"127.0.0.1:1"):
+    """A handshake msg1 (agent/channel.h) with a random ephemeral key:
+    enough for the responder's purpose and key checks, which come before
+    any signature."""
+    return (b"VCPC" + bytes([2, purpose, 0, 0]) + os.urandom(32) + pk +
+            addr.ljust(64, b"\0"))
+
+
+def handshake_reply(addr, m):
+    """Sends msg1 m to a peer port; returns the bytes answered before the
+    responder closed (or 1 s passed)."""
+    host, port = addr.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.sendall(m)
+    got = b""
+    s.settimeout(1)
+    try:
+        while len(got) < 160:
+            b = s.recv(4096)
+            if not b:
+                break
+            got += b
+    except (socket.timeout, ConnectionResetError):
+        pass
+    s.close()
+    return got
+
+
+def pk_bytes(pub):
+    return base64.b64decode(pub[4:])
+
+
+def site_channel(addr, key_path, cluster_id="itest", purpose=1):
+    """A complete handshake (agent/channel.h) as the site whose private key
+    file is key_path; returns the open socket (no frames sent), or None if
+    the python `cryptography` package is missing."""
+    try:
+        from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+        from cryptography.hazmat.primitives import serialization as ser
+    except ImportError:
+        return None
+    import hashlib
+    raw = ser.Encoding.Raw, ser.PublicFormat.Raw
+    with open(key_path) as f:
+        seed = base64.b64decode(f.read().strip()[len("vc1-private:"):])
+    me = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+    eph = x25519.X25519PrivateKey.generate()
+    m1 = (b"VCPC" + bytes([2, purpose, 0, 0]) +
+          eph.public_key().public_bytes(*raw) +
+          me.public_key().public_bytes(*raw) + b"127.0.0.1:1".ljust(64, b"\0"))
+    label = b"virtcloud peer channel\0"
+    cid = cluster_id.encode()
+    h = hashlib.blake2b(label + bytes([2, len(cid)]) + cid,
+                        digest_size=32).digest()
+    h = hashlib.blake2b(h + m1, digest_size=32).digest()
+    host, port = addr.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.sendall(m1)
+    m2 = b""
+    while len(m2) < 160:
+        b = s.recv(160 - len(m2))
+        vc.check(b, "responder closed instead of msg2")
+        m2 += b
+    h = hashlib.blake2b(h + m2[:72], digest_size=32).digest()
+    s.sendall(me.sign(b"I" + h) + os.urandom(24))  # msg3
+    return s
+
+
+def check_plain_forward_uses_api(env):
+    """The inspection below can fail: a plain cluster's follower does
+    forward over a TCP connection to the leader's API port."""
+    c = env.cluster(3, start=False)
+    fresh_dirs(env, c)
+    c.start()
+    leader = c.wait_leader()
+    f = c.followers(leader)[0]
+    forward_creates(c, f, "plain")
+    n = conns_to(c[f].pid, c[leader].api)
+    vc.check(n >= 1, "plain: follower %s has no connection to the leader's "
+             "API %s: %r", c[f].name, c[leader].api, tcp_conns(c[f].pid))
+    for a in c.agents:
+        a.signal(15)
+    for a in c.agents:
+        a.wait_exit(20)
+
+
+def check_forward_cap(c, L, F, keys):
+    """Forwarding channels have a per-site cap of their own: three more
+    as F (beside F's own link) close the oldest forwarding ones, never a
+    raft connection, and F keeps forwarding."""
+    socks = [site_channel(L.peer, keys[F.name][0]) for _ in range(3)]
+    if socks[0] is None:
+        vc.log("no python cryptography: forwarding cap not checked")
+        return
+    vc.wait_until(lambda: "forward connections from this site: closing "
+                  "the oldest" in L.log_text(), 5,
+                  "the leader capping %s's forwarding channels" % F.name)
+    vc.check(closed_after(socks[0], 3) is not None,
+             "the oldest extra forwarding channel is still open")
+    vc.check(closed_after(socks[2], 0.5) is None,
+             "the newest forwarding channel was closed")
+    vc.check("raft connections from this site" not in L.log_text(),
+             "a forwarding channel evicted a raft connection")
+    for s in socks:
+        s.close()
+    forward_creates(c, c.index(F.name), "fwd-cap")
+
+
+def check_forward_channel(env):
+    check_plain_forward_uses_api(env)
+    c, keys = secure_cluster(env, client_auth="required", start=False)
+    # The harness's CLI signs with a site key (accepted like an admin's).
+    env.cli_env["VIRTCLOUD_KEY"] = keys["brno"][0]
+    c.start()
+    leader = c.wait_leader()
+    f = c.followers(leader)[0]
+    L, F = c[leader], c[f]
+    vc.log("secure: leader %s, forwarding through %s", L.name, F.name)
+    forward_creates(c, f, "fwd")
+    vc.check(conns_to(F.pid, L.api) == 0, "follower %s is connected to the "
+             "leader's API %s: %r", F.name, L.api, tcp_conns(F.pid))
+    # Raft's connection and the forwarding channel, both to the peer port.
+    vc.wait_until(lambda: conns_to(F.pid, L.peer) >= 2, 5,
+                  "raft and forwarding channels from %s to %s" %
+                  (F.name, L.peer))
+    # Still none to any API port while it keeps forwarding.
+    forward_creates(c, f, "fwd-more")
+    apis = {a.api for a in c.agents}
+    vc.check(not [r for _, r in tcp_conns(F.pid) if r in apis],
+             "follower connected to an API port: %r", tcp_conns(F.pid))
+
+    # A client key (not a site's) may not open a forwarding channel; an
+    # unknown purpose is refused even with a site's key; the site's own
+    # forward msg1 is answered with msg2.
+    _, client_pub = keygen(env, "client")
+    before = L.log_text().count("for forwarding")
+    got = handshake_reply(L.peer, msg1(1, pk_bytes(client_pub)))
+    vc.check(got == b"", "forward handshake from a client key answered: "
+             "%d bytes", len(got))
+    vc.wait_until(lambda: L.log_text().count("for forwarding") > before, 5,
+                  "the client key's forward handshake refused in the log")
+    site_pk = pk_bytes(keys[F.name][1])
+    got = handshake_reply(L.peer, msg1(7, site_pk))
+    vc.check(got == b"", "unknown purpose answered: %d bytes", len(got))
+    vc.wait_until(lambda: "unknown channel purpose 7" in L.log_text(), 5,
+                  "the unknown purpose refused in the log")
+    got = handshake_reply(L.peer, msg1(1, site_pk))
+    vc.check(len(got) == 160 and got[:5] == b"VCPC\x02",
+             "a site's forward msg1 not answered with msg2: %r", got[:8])
+    check_forward_cap(c, L, F, keys)
+    forward_creates(c, f, "fwd-after")
+    env.cli_env.pop("VIRTCLOUD_KEY", None)
+    for a in c.agents:
+        a.signal(15)
+    for a in c.agents:
+        rc = a.wait_exit(20)
+        vc.check(rc == 0, "%s exited %r after SIGTERM", a.name, rc)
+
+
 def test(env):
+    check_forward_channel(env)
     check_secure_cluster(env)
     check_wrong_key(env)
     check_tampering(env)

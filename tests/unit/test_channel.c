@@ -30,13 +30,21 @@ struct fx {
     const char *i_cluster, *r_cluster;
     const struct keys_pair *i_self, *r_self;
     int i_err, r_err;
+    enum channel_purpose i_purpose; /* what i asks for */
+    bool r_raft_only;               /* the responder refuses forwarding */
+    enum channel_purpose r_asked;   /* the purpose allow() was asked about */
 };
 
-/* Responder's allow list: only a, named "brno". */
-static int allow_a(void *data, const uint8_t *pk, char *name, size_t cap)
+/* Responder's allow list: only a, named "brno" (for raft only if
+ * r_raft_only). */
+static int allow_a(void *data, const uint8_t *pk,
+                   enum channel_purpose purpose, char *name, size_t cap)
 {
     struct fx *x = data;
+    x->r_asked = purpose;
     if (memcmp(pk, x->a.pk, KEYS_PUBLIC_BYTES) != 0)
+        return -1;
+    if (x->r_raft_only && purpose != CHANNEL_RAFT)
         return -1;
     snprintf(name, cap, "brno");
     return 0;
@@ -81,7 +89,7 @@ static void init_pair(struct fx *x)
 {
     struct channel_config ic = {
         .initiator = true, .self = x->i_self, .cluster_id = x->i_cluster,
-        .address = ADDR, .expect = x->b.pk};
+        .address = ADDR, .expect = x->b.pk, .purpose = x->i_purpose};
     struct channel_config rc = {
         .self = x->r_self, .cluster_id = x->r_cluster, .allow = allow_a,
         .allow_data = x};
@@ -309,6 +317,103 @@ static void test_replayed_handshake(void **state)
     assert_int_equal(feed_r(x, msg1, sizeof msg1), 0);
     assert_int_equal(feed_r(x, msg3, sizeof msg3), -EBADMSG);
     assert_false(channel_established(&x->r));
+}
+
+/* --- purpose ---------------------------------------------------------- */
+
+/* Both purposes go through, the responder learns which one was asked (and
+ * allow() is asked about it); its msg2 keeps the reserved bytes zero. */
+static void test_purpose_accepted(void **state)
+{
+    struct fx *x = *state;
+    enum channel_purpose ps[] = {CHANNEL_RAFT, CHANNEL_FORWARD};
+    for (unsigned k = 0; k < 2; k++) {
+        x->i_purpose = ps[k];
+        init_pair(x);
+        assert_int_equal(x->i_wire.base[4], CHANNEL_VERSION);
+        assert_int_equal(x->i_wire.base[5], ps[k]);
+        assert_int_equal(x->i_wire.base[6] | x->i_wire.base[7], 0);
+        assert_int_equal(feed_r(x, x->i_wire.base, x->i_wire.len), 0);
+        assert_int_equal(x->r_asked, ps[k]);
+        assert_int_equal(x->r_wire.base[5] | x->r_wire.base[6] |
+                         x->r_wire.base[7], 0);
+        x->i_wire.len = 0;
+        exchange(x);
+        assert_int_equal(x->i_err, 0);
+        assert_int_equal(x->r_err, 0);
+        assert_true(channel_established(&x->r));
+        assert_int_equal(x->r.purpose, ps[k]);
+        assert_int_equal(x->i.purpose, ps[k]);
+        assert_int_equal(channel_send(&x->i, "req", 3, &x->i_wire), 0);
+        exchange(x);
+        assert_int_equal(x->r_plain.len, 3);
+    }
+    x->i_purpose = CHANNEL_RAFT;
+}
+
+/* An unknown purpose is refused from its byte on, before the key is even
+ * looked at; an initiator cannot be configured with one. */
+static void test_purpose_unknown(void **state)
+{
+    struct fx *x = *state;
+    for (unsigned v = CHANNEL_PURPOSES; v < 256; v += 37) {
+        init_pair(x);
+        x->r_asked = (enum channel_purpose)99;
+        x->i_wire.base[5] = (uint8_t)v;
+        assert_int_equal(feed_r(x, x->i_wire.base, 6), -EPROTO);
+        assert_contains(channel_error(&x->r), "unknown channel purpose");
+        assert_int_equal((int)x->r_asked, 99); /* allow() never asked */
+        assert_int_equal(x->r_wire.len, 0);
+        assert_false(channel_established(&x->r));
+    }
+    /* The other reserved bytes still must be zero. */
+    init_pair(x);
+    x->i_wire.base[6] = 1;
+    assert_int_equal(feed_r(x, x->i_wire.base, x->i_wire.len), -EPROTO);
+    assert_contains(channel_error(&x->r), "reserved");
+    /* A purpose byte in msg2 is refused by the initiator. */
+    init_pair(x);
+    assert_int_equal(feed_r(x, x->i_wire.base, x->i_wire.len), 0);
+    x->r_wire.base[5] = CHANNEL_FORWARD;
+    assert_int_equal(channel_recv(&x->i, x->r_wire.base, x->r_wire.len,
+                                  &x->i_wire, &x->i_plain), -EPROTO);
+    struct channel c;
+    struct channel_config cfg = {.initiator = true, .self = &x->a,
+                                 .cluster_id = "virtcloud", .address = ADDR,
+                                 .expect = x->b.pk,
+                                 .purpose = CHANNEL_PURPOSES};
+    assert_int_equal(channel_init(&c, &cfg), -EINVAL);
+    channel_close(&c);
+}
+
+/* The responder may refuse a key for one purpose only; and a man in the
+ * middle who turns a raft msg1 into a forward one (or back) breaks the
+ * transcript: the initiator refuses the responder's signature. */
+static void test_purpose_refused_and_signed(void **state)
+{
+    struct fx *x = *state;
+    x->r_raft_only = true;
+    x->i_purpose = CHANNEL_FORWARD;
+    init_pair(x);
+    exchange(x);
+    assert_int_equal(x->r_err, -EACCES);
+    assert_contains(channel_error(&x->r), "for forwarding");
+    assert_false(channel_established(&x->r));
+    x->i_purpose = CHANNEL_RAFT;
+    handshake(x); /* the same key for raft: fine */
+    x->r_raft_only = false;
+    for (unsigned k = 0; k < 2; k++) {
+        x->i_purpose = k ? CHANNEL_FORWARD : CHANNEL_RAFT;
+        init_pair(x);
+        x->i_wire.base[5] ^= 1; /* raft <-> forward in transit */
+        exchange(x);
+        assert_int_equal(x->r_err, 0); /* a valid purpose for r ... */
+        assert_int_equal(x->i_err, -EBADMSG); /* ... not the one i signed */
+        assert_contains(channel_error(&x->i), "does not verify");
+        assert_false(channel_established(&x->i));
+        assert_false(channel_established(&x->r));
+    }
+    x->i_purpose = CHANNEL_RAFT;
 }
 
 /* --- frames ----------------------------------------------------------- */
@@ -557,6 +662,9 @@ int main(void)
         cmocka_unit_test(test_garbage_and_version),
         cmocka_unit_test(test_truncated_handshake),
         cmocka_unit_test(test_replayed_handshake),
+        cmocka_unit_test(test_purpose_accepted),
+        cmocka_unit_test(test_purpose_unknown),
+        cmocka_unit_test(test_purpose_refused_and_signed),
         cmocka_unit_test(test_replayed_frame),
         cmocka_unit_test(test_flipped_bit),
         cmocka_unit_test(test_reordered_frames),
