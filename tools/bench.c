@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_secure.h"
 #include "client_session.h"
 #include "client.h"
 #include "launch.h"
@@ -96,6 +97,9 @@ struct opts {
     unsigned timeout_ms;
     bool local, failover, keep;
     bool sign_each; /* --key: sign every request, no session */
+    bool secure;    /* --local: keys, encrypted peers, client auth */
+    bool compare;   /* plain and --secure runs, alternating */
+    unsigned rounds;
     unsigned nsites; /* --local */
     char agent[PATH_MAX + 64];
 };
@@ -681,11 +685,16 @@ static int local_start(struct bench *b, char *dir, size_t dirlen)
                 b->o.agent, strerror(errno));
         return -1;
     }
+    err[0] = '\0';
     if (launch_plan(b->l, dir, b->o.agent, b->o.nsites, err, sizeof err) == 0 &&
+        (!b->o.secure || bench_secure_setup(b->l, err, sizeof err) == 0) &&
         launch_start(b->l, 30000, err, sizeof err) == 0) {
         launch_api_list(b->l, b->apis, sizeof b->apis);
-        printf("local cluster: %u agents (%s) in %s; pids", b->l->n, b->o.agent,
-               dir);
+        printf("local cluster: %u agents (%s) in %s%s; pids", b->l->n,
+               b->o.agent, dir,
+               b->o.secure ? ", secure (site keys, encrypted peers, client "
+                             "auth)"
+                           : "");
         for (unsigned i = 0; i < b->l->n; i++)
             printf(" %s=%d", b->l->sites[i].name, (int)b->l->sites[i].pid);
         printf("\n");
@@ -755,7 +764,8 @@ static int usage(void)
             "[--agent PATH] [--keep])\n"
             "                       [--count N] [--concurrency C] "
             "[--timeout MS] [--failover]\n"
-            "                       [--key PATH [--sign-each]]\n"
+            "                       [--key PATH [--sign-each]] [--secure] "
+            "[--compare [--rounds R]]\n"
             "  --api LIST        agents' client API addresses (default "
             "$VIRTCLOUD_API)\n"
             "  --local           start a cluster of N sites (default 3) in a "
@@ -771,7 +781,14 @@ static int usage(void)
             "  --key PATH        authenticate with this key: one signed "
             "session per\n"
             "                    connection, then a MAC per request\n"
-            "  --sign-each       with --key: sign every request instead\n");
+            "  --sign-each       with --key: sign every request instead\n"
+            "  --secure          with --local: site keys, encrypted peers, "
+            "every request\n"
+            "                    authenticated (with a site key, sessions)\n"
+            "  --compare         with --local: plain and --secure runs, "
+            "alternating,\n"
+            "                    --rounds R times (default 3); prints the "
+            "cost\n");
     return 2;
 }
 
@@ -795,6 +812,7 @@ static int parse_args(struct opts *o, int argc, char **argv)
     o->concurrency = 32;
     o->timeout_ms = 30000;
     o->nsites = 3;
+    o->rounds = 3;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--local")) {
@@ -813,6 +831,14 @@ static int parse_args(struct opts *o, int argc, char **argv)
             o->sign_each = true;
             continue;
         }
+        if (!strcmp(a, "--secure")) {
+            o->secure = true;
+            continue;
+        }
+        if (!strcmp(a, "--compare")) {
+            o->compare = true;
+            continue;
+        }
         if (!val)
             return usage();
         i++; /* every other option takes a value */
@@ -822,6 +848,8 @@ static int parse_args(struct opts *o, int argc, char **argv)
             snprintf(o->agent, sizeof o->agent, "%s", val);
         else if (!strcmp(a, "--count") && parse_num(val, 1, 100000000, &v))
             o->count = v;
+        else if (!strcmp(a, "--rounds") && parse_num(val, 1, 20, &v))
+            o->rounds = (unsigned)v;
         else if (!strcmp(a, "--concurrency") &&
                  parse_num(val, 1, SLOTS_MAX, &v))
             o->concurrency = (unsigned)v;
@@ -835,6 +863,11 @@ static int parse_args(struct opts *o, int argc, char **argv)
                 return 2;
         } else
             return usage();
+    }
+    if ((o->secure || o->compare) && !o->local) {
+        fprintf(stderr, "virtcloud-bench: --secure and --compare need "
+                        "--local (they start their own clusters)\n");
+        return 2;
     }
     if (o->failover && !o->local) {
         fprintf(stderr, "virtcloud-bench: --failover needs --local (it "
@@ -906,6 +939,8 @@ int main(int argc, char **argv)
     int rv = parse_args(&b.o, argc, argv);
     if (rv != 0)
         return rv;
+    if (b.o.compare)
+        return bench_compare(argc, argv, b.o.rounds);
     catch_signals();
     b.l = &l;
     b.ep = -1;

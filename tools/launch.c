@@ -136,7 +136,7 @@ int launch_start_site(struct launch *l, unsigned i, char *errmsg,
      * reserved block, so allocation has to intersect. */
     snprintf(pool, sizeof pool, "100-%u,%u-3999", 1000 + 100 * i,
              1100 + 100 * i);
-    char extra[512];
+    char extra[sizeof l->extra];
     snprintf(extra, sizeof extra, "%s", l->extra);
     argv[argc++] = l->agent;
     argv[argc++] = "--site";
@@ -156,6 +156,10 @@ int launch_start_site(struct launch *l, unsigned i, char *errmsg,
     }
     argv[argc++] = "--vlans";
     argv[argc++] = pool;
+    if (s->key[0]) {
+        argv[argc++] = "--key";
+        argv[argc++] = s->key;
+    }
     for (char *save, *t = strtok_r(extra, " ", &save); t && argc < 62;
          t = strtok_r(NULL, " ", &save))
         argv[argc++] = t;

@@ -20,6 +20,7 @@ struct launch_site {
     char api[32];
     pid_t pid; /* 0 when not running */
     char join[32]; /* if set: join through this API instead of bootstrap */
+    char key[600]; /* if set: the site's private key file (--key) */
 };
 
 struct launch {
@@ -27,7 +28,7 @@ struct launch {
     char agent[512]; /* path of virtcloud-agent */
     unsigned n;
     struct launch_site sites[LAUNCH_SITES_MAX];
-    char extra[512]; /* extra agent flags, space separated */
+    char extra[2048]; /* extra agent flags, space separated */
 };
 
 /* Fills l for n sites named from a list of Czech research sites, with
