@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +251,74 @@ static int bootstrap(struct consensus *c, char *err, size_t len)
     return 0;
 }
 
+/* --- Nagle on raft's streams -------------------------------------------
+ * raft_uv_tcp (the plain transport) leaves Nagle's algorithm on. Raft's
+ * connections are one-way, so the receiver of AppendEntries never sends
+ * data to piggyback its ACKs on and delays them (40 ms minimum on Linux);
+ * meanwhile Nagle holds the leader's next AppendEntries, which is smaller
+ * than a segment, until that ACK arrives: one commit in a few hundred
+ * took 40+ ms. Raft hands the stream to our callbacks first, so we turn
+ * Nagle off there. The secure transport hands raft a socketpair end (no
+ * Nagle) and already sets TCP_NODELAY on its own TCP connections. */
+
+static struct consensus *of_transport(struct raft_uv_transport *t)
+{
+    return (struct consensus *)((char *)t -
+                                offsetof(struct consensus, transport));
+}
+
+static void nodelay(struct uv_stream_s *stream)
+{
+    if (stream && stream->type == UV_TCP &&
+        uv_tcp_nodelay((uv_tcp_t *)stream, 1) != 0)
+        log_warn("raft connection: cannot set TCP_NODELAY");
+}
+
+/* Raft passes the same connect callback every time (one function in
+ * libraft), so one saved pointer serves every consensus in the process. */
+static raft_uv_connect_cb raft_connect_cb;
+
+static void nodelay_connect_cb(struct raft_uv_connect *req,
+                               struct uv_stream_s *stream, int status)
+{
+    if (status == 0)
+        nodelay(stream);
+    raft_connect_cb(req, stream, status);
+}
+
+static int nodelay_connect(struct raft_uv_transport *t,
+                           struct raft_uv_connect *req, raft_id id,
+                           const char *address, raft_uv_connect_cb cb)
+{
+    struct consensus *c = of_transport(t);
+    if (raft_connect_cb && raft_connect_cb != cb) /* not expected: no wrap */
+        return c->tr_connect(t, req, id, address, cb);
+    raft_connect_cb = cb;
+    return c->tr_connect(t, req, id, address, nodelay_connect_cb);
+}
+
+static void nodelay_accept_cb(struct raft_uv_transport *t, raft_id id,
+                              const char *address, struct uv_stream_s *stream)
+{
+    nodelay(stream);
+    of_transport(t)->raft_accept_cb(t, id, address, stream);
+}
+
+static int nodelay_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
+{
+    struct consensus *c = of_transport(t);
+    c->raft_accept_cb = cb;
+    return c->tr_listen(t, nodelay_accept_cb);
+}
+
+static void nodelay_wrap(struct consensus *c)
+{
+    c->tr_connect = c->transport.connect;
+    c->tr_listen = c->transport.listen;
+    c->transport.connect = nodelay_connect;
+    c->transport.listen = nodelay_listen;
+}
+
 static void tune(struct consensus *c)
 {
     const struct config *cfg = c->cfg;
@@ -290,6 +359,7 @@ int consensus_start(struct consensus *c, uv_loop_t *loop,
     }
     if ((rv = transport_init(&c->transport, loop, cfg, err, len)) != 0)
         goto err_zone;
+    nodelay_wrap(c);
     if ((rv = raft_uv_init(&c->io, loop, cfg->data_dir, &c->transport)) != 0) {
         snprintf(err, len, "data-dir %s: %s", cfg->data_dir, c->io.errmsg);
         goto err_transport;
