@@ -377,6 +377,12 @@ int consensus_start(struct consensus *c, uv_loop_t *loop,
         goto err_io;
     }
     c->raft.data = c;
+    /* 0.22.1 formats every trace message (snprintf, several per entry on
+     * every replica) before its default tracer checks LIBRAFT_TRACE and
+     * drops it; a NULL tracer skips the formatting. LIBRAFT_TRACE still
+     * turns raft's stderr tracing on. */
+    if (!getenv("LIBRAFT_TRACE"))
+        c->raft.tracer = NULL;
     tune(c);
     if ((rv = bootstrap(c, err, len)) != 0)
         goto err_raft;
