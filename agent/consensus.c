@@ -208,6 +208,77 @@ static void pad_open_segments(const char *dir)
     closedir(d);
 }
 
+/* --- segment preallocation ---------------------------------------------
+ * raft_uv prepares every open segment with posix_fallocate(). On ext4 (and
+ * xfs) that leaves unwritten extents, and every O_DIRECT|O_DSYNC append
+ * into one must convert extents (metadata, a journal commit) and is mostly
+ * refused under RWF_NOWAIT: libraft then redoes the write on a libuv
+ * worker thread (strace: ~half of the appends, all 8 KiB ones). Into
+ * blocks that hold written zeros an append is a plain overwrite:
+ * submitted from the loop, no worker, no journal.
+ *
+ * So this definition, which takes precedence over libc's for libraft (the
+ * only caller in the agent), writes real zeros into a new open segment
+ * (an empty file given exactly the segment size), at the cost of writing
+ * it once more, on raft's worker thread, before it is used; the page cache
+ * that fills is dropped (direct writes would invalidate it page by page).
+ * Anything else libraft preallocates -- snapshot files, which it then
+ * writes in full anyway, and its 4 KiB direct-I/O probe -- gets a plain
+ * fallocate(2) as before. Durability is unchanged: appends stay O_DSYNC. */
+#define ZERO_CHUNK (1u << 20)
+
+static int fill_zeros(int fd, off_t from, off_t to)
+{
+    static _Alignas(4096) char zeros[ZERO_CHUNK]; /* .bss: never written */
+    while (from < to) {
+        size_t n = to - from < ZERO_CHUNK ? (size_t)(to - from) : ZERO_CHUNK;
+        ssize_t w = pwrite(fd, zeros, n, from);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? errno : EIO;
+        from += w;
+    }
+    return 0;
+}
+
+/* Named by its symbol: with _FILE_OFFSET_BITS=64, <fcntl.h> renames the C
+ * name to posix_fallocate64, and libraft imports posix_fallocate. */
+int zero_fallocate(int fd, off_t offset, off_t len) __asm__("posix_fallocate");
+
+int zero_fallocate(int fd, off_t offset, off_t len)
+{
+    struct stat st;
+    int rv;
+    if (offset < 0 || len <= 0)
+        return EINVAL;
+    if (offset > INT64_MAX - len)
+        return EFBIG;
+    if (fstat(fd, &st) != 0)
+        return errno;
+    if (!S_ISREG(st.st_mode))
+        return ENODEV;
+    bool segment = offset == 0 && len == SEGMENT_BYTES && st.st_size == 0;
+    if (!segment) {
+        if (fallocate(fd, 0, offset, len) == 0)
+            return 0;
+        if (errno != EOPNOTSUPP)
+            return errno;
+        /* No fallocate here (as glibc): zeros past the end of the file. */
+    }
+    off_t end = offset + len, from = st.st_size > offset ? st.st_size : offset;
+    if (from >= end)
+        return 0;
+    if (from > st.st_size && ftruncate(fd, from) != 0)
+        return errno;
+    if ((rv = fill_zeros(fd, from, end)) != 0)
+        return rv;
+    if (fdatasync(fd) != 0)
+        return errno;
+    posix_fadvise(fd, from, end - from, POSIX_FADV_DONTNEED);
+    return 0;
+}
+
 static int bootstrap(struct consensus *c, char *err, size_t len)
 {
     struct raft_configuration conf;
