@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,6 +209,77 @@ static void pad_open_segments(const char *dir)
     closedir(d);
 }
 
+/* --- segment preallocation ---------------------------------------------
+ * raft_uv prepares every open segment with posix_fallocate(). On ext4 (and
+ * xfs) that leaves unwritten extents, and every O_DIRECT|O_DSYNC append
+ * into one must convert extents (metadata, a journal commit) and is mostly
+ * refused under RWF_NOWAIT: libraft then redoes the write on a libuv
+ * worker thread (strace: ~half of the appends, all 8 KiB ones). Into
+ * blocks that hold written zeros an append is a plain overwrite:
+ * submitted from the loop, no worker, no journal.
+ *
+ * So this definition, which takes precedence over libc's for libraft (the
+ * only caller in the agent), writes real zeros into a new open segment
+ * (an empty file given exactly the segment size), at the cost of writing
+ * it once more, on raft's worker thread, before it is used; the page cache
+ * that fills is dropped (direct writes would invalidate it page by page).
+ * Anything else libraft preallocates -- snapshot files, which it then
+ * writes in full anyway, and its 4 KiB direct-I/O probe -- gets a plain
+ * fallocate(2) as before. Durability is unchanged: appends stay O_DSYNC. */
+#define ZERO_CHUNK (1u << 20)
+
+static int fill_zeros(int fd, off_t from, off_t to)
+{
+    static _Alignas(4096) char zeros[ZERO_CHUNK]; /* .bss: never written */
+    while (from < to) {
+        size_t n = to - from < ZERO_CHUNK ? (size_t)(to - from) : ZERO_CHUNK;
+        ssize_t w = pwrite(fd, zeros, n, from);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? errno : EIO;
+        from += w;
+    }
+    return 0;
+}
+
+/* Named by its symbol: with _FILE_OFFSET_BITS=64, <fcntl.h> renames the C
+ * name to posix_fallocate64, and libraft imports posix_fallocate. */
+int zero_fallocate(int fd, off_t offset, off_t len) __asm__("posix_fallocate");
+
+int zero_fallocate(int fd, off_t offset, off_t len)
+{
+    struct stat st;
+    int rv;
+    if (offset < 0 || len <= 0)
+        return EINVAL;
+    if (offset > INT64_MAX - len)
+        return EFBIG;
+    if (fstat(fd, &st) != 0)
+        return errno;
+    if (!S_ISREG(st.st_mode))
+        return ENODEV;
+    bool segment = offset == 0 && len == SEGMENT_BYTES && st.st_size == 0;
+    if (!segment) {
+        if (fallocate(fd, 0, offset, len) == 0)
+            return 0;
+        if (errno != EOPNOTSUPP)
+            return errno;
+        /* No fallocate here (as glibc): zeros past the end of the file. */
+    }
+    off_t end = offset + len, from = st.st_size > offset ? st.st_size : offset;
+    if (from >= end)
+        return 0;
+    if (from > st.st_size && ftruncate(fd, from) != 0)
+        return errno;
+    if ((rv = fill_zeros(fd, from, end)) != 0)
+        return rv;
+    if (fdatasync(fd) != 0)
+        return errno;
+    posix_fadvise(fd, from, end - from, POSIX_FADV_DONTNEED);
+    return 0;
+}
+
 static int bootstrap(struct consensus *c, char *err, size_t len)
 {
     struct raft_configuration conf;
@@ -249,6 +321,74 @@ static int bootstrap(struct consensus *c, char *err, size_t len)
     }
     log_info("bootstrapped a new cluster of %u sites", cfg->nbootstrap);
     return 0;
+}
+
+/* --- Nagle on raft's streams -------------------------------------------
+ * raft_uv_tcp (the plain transport) leaves Nagle's algorithm on. Raft's
+ * connections are one-way, so the receiver of AppendEntries never sends
+ * data to piggyback its ACKs on and delays them (40 ms minimum on Linux);
+ * meanwhile Nagle holds the leader's next AppendEntries, which is smaller
+ * than a segment, until that ACK arrives: one commit in a few hundred
+ * took 40+ ms. Raft hands the stream to our callbacks first, so we turn
+ * Nagle off there. The secure transport hands raft a socketpair end (no
+ * Nagle) and already sets TCP_NODELAY on its own TCP connections. */
+
+static struct consensus *of_transport(struct raft_uv_transport *t)
+{
+    return (struct consensus *)((char *)t -
+                                offsetof(struct consensus, transport));
+}
+
+static void nodelay(struct uv_stream_s *stream)
+{
+    if (stream && stream->type == UV_TCP &&
+        uv_tcp_nodelay((uv_tcp_t *)stream, 1) != 0)
+        log_warn("raft connection: cannot set TCP_NODELAY");
+}
+
+/* Raft passes the same connect callback every time (one function in
+ * libraft), so one saved pointer serves every consensus in the process. */
+static raft_uv_connect_cb raft_connect_cb;
+
+static void nodelay_connect_cb(struct raft_uv_connect *req,
+                               struct uv_stream_s *stream, int status)
+{
+    if (status == 0)
+        nodelay(stream);
+    raft_connect_cb(req, stream, status);
+}
+
+static int nodelay_connect(struct raft_uv_transport *t,
+                           struct raft_uv_connect *req, raft_id id,
+                           const char *address, raft_uv_connect_cb cb)
+{
+    struct consensus *c = of_transport(t);
+    if (raft_connect_cb && raft_connect_cb != cb) /* not expected: no wrap */
+        return c->tr_connect(t, req, id, address, cb);
+    raft_connect_cb = cb;
+    return c->tr_connect(t, req, id, address, nodelay_connect_cb);
+}
+
+static void nodelay_accept_cb(struct raft_uv_transport *t, raft_id id,
+                              const char *address, struct uv_stream_s *stream)
+{
+    nodelay(stream);
+    of_transport(t)->raft_accept_cb(t, id, address, stream);
+}
+
+static int nodelay_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
+{
+    struct consensus *c = of_transport(t);
+    c->raft_accept_cb = cb;
+    return c->tr_listen(t, nodelay_accept_cb);
+}
+
+static void nodelay_wrap(struct consensus *c)
+{
+    c->tr_connect = c->transport.connect;
+    c->tr_listen = c->transport.listen;
+    c->transport.connect = nodelay_connect;
+    c->transport.listen = nodelay_listen;
 }
 
 static void tune(struct consensus *c)
@@ -298,6 +438,7 @@ int consensus_start(struct consensus *c, uv_loop_t *loop,
     }
     if ((rv = transport_init(&c->transport, loop, cfg, err, len)) != 0)
         goto err_zone;
+    nodelay_wrap(c);
     if ((rv = raft_uv_init(&c->io, loop, cfg->data_dir, &c->transport)) != 0) {
         snprintf(err, len, "data-dir %s: %s", cfg->data_dir, c->io.errmsg);
         goto err_transport;
@@ -316,6 +457,12 @@ int consensus_start(struct consensus *c, uv_loop_t *loop,
         goto err_io;
     }
     c->raft.data = c;
+    /* 0.22.1 formats every trace message (snprintf, several per entry on
+     * every replica) before its default tracer checks LIBRAFT_TRACE and
+     * drops it; a NULL tracer skips the formatting. LIBRAFT_TRACE still
+     * turns raft's stderr tracing on. */
+    if (!getenv("LIBRAFT_TRACE"))
+        c->raft.tracer = NULL;
     tune(c);
     if ((rv = bootstrap(c, err, len)) != 0)
         goto err_raft;

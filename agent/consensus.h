@@ -80,6 +80,12 @@ struct consensus {
     uint64_t term_barrier_term;
     bool term_barrier_inflight;
     struct log_limit apply_warn;
+    /* The transport's own connect/listen and raft's callbacks, wrapped to
+     * turn Nagle off on raft's TCP streams (see nodelay_wrap()). */
+    int (*tr_connect)(struct raft_uv_transport *, struct raft_uv_connect *,
+                      raft_id, const char *, raft_uv_connect_cb);
+    int (*tr_listen)(struct raft_uv_transport *, raft_uv_accept_cb);
+    raft_uv_accept_cb raft_accept_cb;
 };
 
 /* Raft server id of a site: a 64-bit hash of its name, so every agent
