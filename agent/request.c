@@ -34,7 +34,8 @@
  * 2 cores with 3 agents and the bench (c=32) one entry in flight did 21-22
  * commands per entry against 7-9 with four, 61 us of agent CPU per
  * command against 82-84, and shorter latencies (p50 2.3-2.7 ms against
- * 3.8-4.1 ms). */
+ * 3.8-4.1 ms). A second entry only when >= 16 commands wait, or once the
+ * first has been in flight 600 us, lost too (docs/design.md). */
 #define MAX_INFLIGHT_BATCHES 1
 
 /* --- pending table: request id -> request ------------------------------ */
