@@ -26,13 +26,17 @@ struct agent;
 struct request;
 
 /* A client connection (TCP or Unix), or another agent's forwarding
- * connection (our end of a secure channel's socketpair: site set). */
+ * channel (chan and site set; h.timer is then only a handle to close, so
+ * that freeing is deferred as for the others). */
 struct conn {
     union {
         uv_stream_t stream;
         uv_tcp_t tcp;
         uv_pipe_t pipe;
+        uv_timer_t timer;
     } h;
+    struct transport_chan *chan; /* forwarding channel, or NULL */
+    struct transport_chan_user chan_user;
     struct agent *a;
     char *buf;
     size_t len, cap;
@@ -106,8 +110,7 @@ struct batch {
 
 /* A link to another agent: forwarding and health. Plain mode: TCP to its
  * client API (addr = its API address). Secure mode: a forward-purpose
- * secure channel to its peer (raft) address, our end of the transport's
- * socketpair in h.pipe. */
+ * secure channel to its peer (raft) address, served in-process (chan). */
 struct peer {
     bool used;
     char site[VC_NAME_MAX + 1];
@@ -119,6 +122,8 @@ struct peer {
     } h;
     uv_connect_t creq;          /* plain: TCP connect */
     struct transport_link link; /* secure: channel being set up */
+    struct transport_chan *chan; /* secure: the channel, once up */
+    struct transport_chan_user chan_user;
     bool open, connecting, closing;
     char *buf;
     size_t len, cap;
@@ -265,6 +270,8 @@ void join_close(struct agent *a);
 /* api.c */
 int api_start(struct agent *a, char *err, size_t len);
 void api_close(struct agent *a);
+/* Bytes written to c but not yet taken by the kernel. */
+size_t api_conn_queued(const struct conn *c);
 /* Writes a response frame; payload_fn packs exactly one value (nil if
  * NULL). */
 typedef void (*api_payload_fn)(msgpack_packer *pk, void *ctx);

@@ -88,6 +88,10 @@ static void conn_close(struct conn *c)
     if (c->closing)
         return;
     c->closing = true;
+    if (c->chan) {
+        transport_chan_close(c->chan);
+        c->chan = NULL;
+    }
     dirty_unlink(a, (struct api_conn *)c);
     watch_conn_closed(a->rec.watch, c);
     request_detach_conn(c);
@@ -115,11 +119,31 @@ static void write_cb(uv_write_t *req, int status)
         conn_close(c);
 }
 
+/* After a frame that makes the stream unusable: read no more. */
+static void conn_stop_reading(struct conn *c)
+{
+    if (!c->chan) /* a channel's data is dropped once close_after_write */
+        uv_read_stop(&c->h.stream);
+}
+
+size_t api_conn_queued(const struct conn *c)
+{
+    return c->chan ? transport_chan_queued(c->chan)
+                   : c->h.stream.write_queue_size;
+}
+
 /* Writes c's buffered answers: synchronously as far as the socket takes
  * them, the rest queued. */
 static void conn_send(struct conn *c)
 {
     struct api_conn *ac = (struct api_conn *)c;
+    if (c->chan) { /* sealed onto the channel's TCP stream at once */
+        int rv = transport_chan_write(c->chan, ac->out.data, ac->out.len);
+        mp_buf_reset(&ac->out);
+        if (rv != 0 || c->close_after_write)
+            conn_close(c);
+        return;
+    }
     uv_buf_t buf = uv_buf_init(ac->out.data, (unsigned)ac->out.len);
     int n = uv_try_write(&c->h.stream, &buf, 1);
     if (n == UV_EAGAIN || n == UV_ENOSYS)
@@ -391,7 +415,7 @@ static bool parse_frames(struct conn *c)
             log_warn("client %s: bad frame length %u; closed", c->peer, n);
             /* The stream cannot be resynchronised: let the answer go out,
              * then close. */
-            uv_read_stop(&c->h.stream);
+            conn_stop_reading(c);
             c->close_after_write = true;
             c->len = 0;
             off = 0;
@@ -406,7 +430,7 @@ static bool parse_frames(struct conn *c)
         if (rv != 0) {
             api_reply(c, req.seq, rv, err, NULL, NULL);
             if (c->close_after_write) { /* auth.c: a broken session */
-                uv_read_stop(&c->h.stream);
+                conn_stop_reading(c);
                 c->len = 0;
                 off = 0;
                 break;
@@ -465,7 +489,7 @@ static void conn_start(struct agent *a, struct conn *c)
         a->conns->prev = c;
     a->conns = c;
     a->nconns++;
-    if (uv_read_start(&c->h.stream, alloc_cb, read_cb) != 0)
+    if (!c->chan && uv_read_start(&c->h.stream, alloc_cb, read_cb) != 0)
         conn_close(c);
 }
 
@@ -511,31 +535,60 @@ static void accept_conn(uv_stream_t *server, bool tcp)
     conn_start(a, c);
 }
 
-/* transport_serve_fn: another agent's forwarding connection over the
- * secure channel. fd (ours now) is an end of the socketpair transport.c
- * pumps; the site's key was proved in the handshake, so the connection's
- * identity is that site (c->site, see auth.c) and its requests are served
- * like those of any client connection. Not counted against MAX_CONNS: the
+/* Decrypted bytes of a forwarding channel: as read_cb, without a read. */
+static void chan_data_cb(struct transport_chan_user *u, const char *data,
+                         size_t len)
+{
+    struct conn *c = (struct conn *)((char *)u - offsetof(struct conn,
+                                                          chan_user));
+    uv_buf_t buf;
+    while (len > 0 && !c->closing && !c->close_after_write) {
+        alloc_cb((uv_handle_t *)&c->h, len, &buf);
+        if (!buf.base) { /* over the bound: as UV_ENOBUFS */
+            conn_close(c);
+            return;
+        }
+        size_t n = len < buf.len ? len : buf.len;
+        memcpy(buf.base, data, n);
+        c->len += n;
+        data += n;
+        len -= n;
+        if (!parse_frames(c))
+            return;
+    }
+}
+
+static void chan_close_cb(struct transport_chan_user *u)
+{
+    struct conn *c = (struct conn *)((char *)u - offsetof(struct conn,
+                                                          chan_user));
+    c->chan = NULL; /* gone: not to be closed again */
+    conn_close(c);
+}
+
+/* transport_serve_fn: another agent's forwarding channel. The site's key
+ * was proved in the handshake, so the connection's identity is that site
+ * (c->site, see auth.c) and its requests are served like those of any
+ * client connection, in-process (no socket of ours: the channel hands us
+ * plaintext and seals our answers). Not counted against MAX_CONNS: the
  * transport bounds them (TRANSPORT_FWD_PER_SITE per site), and a flood of
  * clients must not stop forwarding. Closing c closes the channel. */
-static void serve_site(void *data, int fd, const char *site)
+static void serve_site(void *data, struct transport_chan *ch,
+                       const char *site)
 {
     struct agent *a = data;
     struct api_conn *ac;
-    if (a->stopping || !(ac = calloc(1, sizeof *ac))) {
-        close(fd);
-        return;
-    }
+    if (a->stopping || !(ac = calloc(1, sizeof *ac)))
+        return; /* not attached: the transport closes it */
     struct conn *c = &ac->c;
     c->a = a;
-    uv_pipe_init(a->loop, &c->h.pipe, 0);
-    c->h.stream.data = ac;
+    uv_timer_init(a->loop, &c->h.timer);
+    c->h.timer.data = ac;
     mp_buf_init(&ac->out);
-    if (uv_pipe_open(&c->h.pipe, fd) != 0) {
-        close(fd);
-        conn_discard(ac);
-        return;
-    }
+    c->chan = ch;
+    c->chan_user.on_data = chan_data_cb;
+    c->chan_user.on_close = chan_close_cb;
+    transport_chan_attach(ch, &c->chan_user);
     snprintf(c->site, sizeof c->site, "%s", site);
     snprintf(c->peer, sizeof c->peer, "site %s", site);
     conn_start(a, c);

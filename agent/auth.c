@@ -393,8 +393,7 @@ static int unsigned_ident(struct conn *c, struct auth *s, struct ident *id,
 {
     memset(id, 0, sizeof *id);
     /* Another agent's forwarding channel: the handshake proved the site's
-     * key, no per-request signature. First: the socketpair under it would
-     * pass unix_root() with our own uid. */
+     * key, no per-request signature. */
     if (c->site[0]) {
         id->who = WHO_SITE;
         snprintf(id->name, sizeof id->name, "%s", c->site);

@@ -8,7 +8,9 @@
  * A link is, in plain mode (no key), a TCP connection to the site's client
  * API (address from its site record); in secure mode, a forward-purpose
  * secure channel to the site's peer (raft) address, from the raft
- * configuration (transport_link_open(); we get an end of a socketpair).
+ * configuration (transport_link_open(); served in-process: we write
+ * frames with transport_chan_write() and get the answers' bytes through
+ * chan_data_cb()).
  * Either way it carries unsigned request frames: the channel authenticates
  * and encrypts them, and the other agent takes them as this site's
  * (auth.c). Secure mode never uses the client API port.
@@ -66,14 +68,17 @@ static void link_close(struct peer *p)
     struct agent *a = agent_of(p, &idx);
     if (p->closing || (!p->open && !p->connecting))
         return;
-    /* A secure link has no handle of ours until its channel is up. */
-    bool handle = p->open || !secure(a);
+    /* A secure link has no handle of ours: its buffers stay for the
+     * next channel (freed by link_free(); a read may be parsing them). */
     p->open = p->connecting = false;
     mp_buf_reset(&p->out); /* queued frames die with the link */
     p->next_try_ms = agent_now_ms(a) + RETRY_MS;
-    if (handle) {
+    if (!secure(a)) {
         p->closing = true;
         uv_close((uv_handle_t *)&p->h, link_closed_cb);
+    } else if (p->chan) {
+        transport_chan_close(p->chan);
+        p->chan = NULL;
     } else {
         transport_link_cancel(&p->link);
     }
@@ -112,6 +117,13 @@ static void link_flush(struct peer *p)
     struct peer_write *w;
     if (!p->open || p->out.len == 0)
         return;
+    if (p->chan) { /* sealed onto the channel's TCP stream at once */
+        int rv = transport_chan_write(p->chan, p->out.data, p->out.len);
+        mp_buf_reset(&p->out);
+        if (rv != 0)
+            link_close(p);
+        return;
+    }
     uv_buf_t buf = uv_buf_init(p->out.data, (unsigned)p->out.len);
     int n = uv_try_write(&p->h.stream, &buf, 1);
     if (n == UV_EAGAIN || n == UV_ENOSYS)
@@ -287,9 +299,43 @@ static void connect_cb(uv_connect_t *req, int status)
         link_close(p);
 }
 
-/* transport_link_cb: the secure channel is up (fd: our end, ours now) or
- * failed (retried by peer_tick). */
-static void channel_cb(struct transport_link *l, int fd, int status)
+#define PEER_OF_USER(u) \
+    ((struct peer *)((char *)(u) - offsetof(struct peer, chan_user)))
+
+/* The answers' bytes on a secure link: as read_cb, without a read. */
+static void chan_data_cb(struct transport_chan_user *u, const char *data,
+                         size_t len)
+{
+    struct peer *p = PEER_OF_USER(u);
+    int idx;
+    struct agent *a = agent_of(p, &idx);
+    uv_buf_t buf;
+    while (len > 0 && p->open) {
+        alloc_cb((uv_handle_t *)&p->h, len, &buf);
+        if (!buf.base) {
+            link_close(p);
+            return;
+        }
+        size_t n = len < buf.len ? len : buf.len;
+        memcpy(buf.base, data, n);
+        p->len += n;
+        data += n;
+        len -= n;
+        parse_frames(a, p, idx);
+    }
+}
+
+static void chan_close_cb(struct transport_chan_user *u)
+{
+    struct peer *p = PEER_OF_USER(u);
+    p->chan = NULL; /* gone: not to be closed again */
+    link_close(p);
+}
+
+/* transport_link_cb: the secure channel is up (attach to it) or failed
+ * (retried by peer_tick). */
+static void channel_cb(struct transport_link *l, struct transport_chan *ch,
+                       int status)
 {
     struct peer *p = (struct peer *)((char *)l - offsetof(struct peer, link));
     struct agent *a = l->data;
@@ -299,16 +345,21 @@ static void channel_cb(struct transport_link *l, int fd, int status)
         p->next_try_ms = agent_now_ms(a) + RETRY_MS;
         return;
     }
-    uv_pipe_init(a->loop, &p->h.pipe, 0);
-    p->open = true; /* the handle exists: link_close() closes it */
+    p->chan = ch;
+    p->chan_user.on_data = chan_data_cb;
+    p->chan_user.on_close = chan_close_cb;
+    transport_chan_attach(ch, &p->chan_user);
+    p->open = true;
     p->len = 0;
-    if (uv_pipe_open(&p->h.pipe, fd) != 0) {
-        close(fd);
-        link_close(p);
-        return;
-    }
-    if (uv_read_start(&p->h.stream, alloc_cb, read_cb) != 0)
-        link_close(p);
+}
+
+/* Frees a secure link's buffers (a plain link's go with its handle). */
+static void link_free(struct peer *p)
+{
+    free(p->buf);
+    p->buf = NULL;
+    p->len = p->cap = 0;
+    mp_buf_close(&p->out);
 }
 
 static void link_open(struct agent *a, struct peer *p)
@@ -386,6 +437,7 @@ void peer_tick(struct agent *a)
         if (!want || p->closing)
             continue;
         if (!p->used) {
+            link_free(p); /* a secure link's left-overs, if any */
             memset(p, 0, sizeof *p);
             p->used = true;
             p->link.data = a;
@@ -480,7 +532,11 @@ bool peer_reachable(struct agent *a, const char *site)
 
 void peer_close_all(struct agent *a)
 {
-    for (int i = 0; i < VC_SITES_MAX; i++)
-        if (a->peers[i].used)
-            link_close(&a->peers[i]);
+    for (int i = 0; i < VC_SITES_MAX; i++) {
+        if (!a->peers[i].used)
+            continue;
+        link_close(&a->peers[i]);
+        if (secure(a))
+            link_free(&a->peers[i]);
+    }
 }

@@ -130,6 +130,7 @@ struct pump {
     struct raft_uv_connect *req; /* outgoing raft, until its cb fired */
     raft_uv_connect_cb cb;
     struct transport_link *link; /* outgoing forward, until its cb fired */
+    struct transport_chan_user *user; /* forward: who gets the plaintext */
     raft_id id;
     size_t tcp_pending, pipe_pending; /* bytes queued for writing */
     bool tcp_paused, pipe_paused;     /* reading stopped (back-pressure) */
@@ -349,12 +350,22 @@ static void fail_connect(struct pump *p)
     if (l) {
         p->link = NULL;
         l->pump = NULL;
-        l->cb(l, -1, p->tr->closing ? -ECANCELED : -ECONNREFUSED);
+        l->cb(l, NULL, p->tr->closing ? -ECANCELED : -ECONNREFUSED);
     }
     if (!req)
         return;
     p->req = NULL;
     p->cb(req, NULL, p->tr->closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
+}
+
+/* Tells a forwarding channel's user, once, that the channel is gone. */
+static void drop_user(struct pump *p)
+{
+    struct transport_chan_user *u = p->user;
+    if (u) {
+        p->user = NULL;
+        u->on_close(u);
+    }
 }
 
 static void pump_hard_close(struct pump *p)
@@ -364,6 +375,7 @@ static void pump_hard_close(struct pump *p)
     p->closing = true;
     uncount(p);
     fail_connect(p);
+    drop_user(p);
     if (p->raft_end) {
         uv_close((uv_handle_t *)p->raft_end, raft_end_close_cb);
         p->raft_end = NULL;
@@ -519,17 +531,21 @@ static void pump_finish(struct pump *p)
         return;
     }
     p->finishing = true;
+    drop_user(p);
     if (channel_finish(&p->ch, &wire) == 0 && send_buf(p, &wire, true) != 0) {
         pump_hard_close(p);
         return;
     }
     channel_buf_free(&wire);
-    uv_read_stop((uv_stream_t *)&p->pipe);
     p->tcp_sreq.data = p->pipe_sreq.data = p;
     if (uv_shutdown(&p->tcp_sreq, (uv_stream_t *)&p->tcp, shutdown_cb) == 0)
         p->shutdowns++;
-    if (uv_shutdown(&p->pipe_sreq, (uv_stream_t *)&p->pipe, shutdown_cb) == 0)
-        p->shutdowns++;
+    if (p->pipe_open) {
+        uv_read_stop((uv_stream_t *)&p->pipe);
+        if (uv_shutdown(&p->pipe_sreq, (uv_stream_t *)&p->pipe,
+                        shutdown_cb) == 0)
+            p->shutdowns++;
+    }
     if (p->shutdowns == 0) {
         pump_hard_close(p);
         return;
@@ -608,29 +624,32 @@ static void cap_site(struct pump *np)
     }
 }
 
-/* Hands the established connection's socketpair end to its user: raft
- * (accept or connect callback), api.c (incoming forward) or peer.c
- * (outgoing forward). 0 or a negative errno (p then closes). */
+/* Hands a forwarding channel to its user: api.c (incoming) or peer.c
+ * (outgoing), who attach to it; one nobody took is closed cleanly (the
+ * forwarding site retries). */
+static void hand_over_chan(struct pump *p)
+{
+    struct tr *tr = p->tr;
+    struct transport_chan *ch = (struct transport_chan *)p;
+    if (p->incoming) {
+        if (tr->serve) /* else not serving: starting or stopping */
+            tr->serve(tr->serve_data, ch, p->site);
+    } else {
+        struct transport_link *l = p->link;
+        p->link = NULL;
+        l->pump = NULL;
+        l->cb(l, ch, 0);
+    }
+    if (!p->user)
+        pump_finish(p);
+}
+
+/* Hands the established connection's socketpair end to raft (accept or
+ * connect callback). 0 or a negative errno (p then closes). */
 static int hand_over(struct pump *p, int fd)
 {
     struct tr *tr = p->tr;
     int rv;
-    if (p->purpose == CHANNEL_FORWARD && p->incoming) {
-        /* Not serving (starting or stopping): a clean close, and the
-         * site's peer.c retries. */
-        if (tr->serve)
-            tr->serve(tr->serve_data, fd, p->site);
-        else
-            close(fd);
-        return 0;
-    }
-    if (p->purpose == CHANNEL_FORWARD) {
-        struct transport_link *l = p->link;
-        p->link = NULL;
-        l->pump = NULL;
-        l->cb(l, fd, 0);
-        return 0;
-    }
     if ((rv = raft_end(p, fd)) != 0)
         return rv;
     uv_stream_t *s = (uv_stream_t *)p->raft_end;
@@ -655,13 +674,17 @@ static int on_established(struct pump *p)
         snprintf(p->site, sizeof p->site, "%s", p->ch.peer_name);
         cap_site(p);
     }
+    log_debug("peer %s: %s %s authenticated (%s)", p->peer,
+              p->incoming ? "from" : "to", p->site, purpose_name(p->purpose));
+    if (p->purpose == CHANNEL_FORWARD) {
+        hand_over_chan(p);
+        return 0;
+    }
     if ((rv = make_pair(p, &fd)) != 0 || (rv = hand_over(p, fd)) != 0) {
         log_error("peer %s %s: socketpair: %s", p->peer, p->site,
                   uv_strerror(rv));
         return rv;
     }
-    log_debug("peer %s: %s %s authenticated (%s)", p->peer,
-              p->incoming ? "from" : "to", p->site, purpose_name(p->purpose));
     return 0;
 }
 
@@ -706,9 +729,12 @@ static void tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (rv == 0 && !was_open && channel_established(&p->ch) &&
         on_established(p) != 0)
         rv = -EIO;
-    if (rv == 0 && plain.len && !p->finishing &&
-        send_buf(p, &plain, false) != 0)
-        rv = -EIO;
+    if (rv == 0 && plain.len && !p->finishing) {
+        if (p->user) /* a forwarding channel: straight to its user */
+            p->user->on_data(p->user, (const char *)plain.base, plain.len);
+        else if (p->pipe_open && send_buf(p, &plain, false) != 0)
+            rv = -EIO;
+    }
     channel_buf_free(&wire);
     channel_buf_free(&plain);
     if (rv != 0) {
@@ -1066,6 +1092,42 @@ void transport_link_cancel(struct transport_link *l)
     l->pump = NULL;
     p->link = NULL; /* no callback */
     pump_hard_close(p);
+}
+
+void transport_chan_attach(struct transport_chan *ch,
+                           struct transport_chan_user *u)
+{
+    ((struct pump *)ch)->user = u;
+}
+
+int transport_chan_write(struct transport_chan *ch, const void *buf,
+                         size_t len)
+{
+    struct pump *p = (struct pump *)ch;
+    struct channel_buf wire = {0};
+    int rv;
+    if (p->closing || p->finishing)
+        return -EPIPE;
+    if ((rv = channel_send(&p->ch, buf, len, &wire)) != 0 ||
+        (rv = send_buf(p, &wire, true)) != 0) {
+        channel_buf_free(&wire);
+        log_error("peer %s %s: cannot send: closed", p->peer, p->site);
+        pump_hard_close(p);
+        return rv < 0 ? rv : -EIO;
+    }
+    return 0;
+}
+
+size_t transport_chan_queued(const struct transport_chan *ch)
+{
+    return ((const struct pump *)ch)->tcp_pending;
+}
+
+void transport_chan_close(struct transport_chan *ch)
+{
+    struct pump *p = (struct pump *)ch;
+    p->user = NULL;
+    pump_finish(p);
 }
 
 /* Is the authenticated peer of p still accepted under its name? */

@@ -398,7 +398,7 @@ static void send_host(struct watch *w, struct whost *h, uint64_t version,
     const char *trunk = fh ? fh->trunk : "";
     struct wview v;
     memset(&v, 0, sizeof v);
-    if (h->conn->h.stream.write_queue_size > WATCH_QUEUE_MAX) {
+    if (api_conn_queued(h->conn) > WATCH_QUEUE_MAX) {
         drop(w, h, "it does not read its watch stream");
         return;
     }
