@@ -628,6 +628,7 @@ int consensus_propose(struct consensus *c, void *data, size_t len,
         free(op);
         return map_raft_err(rv);
     }
+    transport_push(&c->transport); /* the AppendEntries, this loop turn */
     return 0;
 }
 

@@ -1094,6 +1094,28 @@ void transport_link_cancel(struct transport_link *l)
     pump_hard_close(p);
 }
 
+void transport_push(struct raft_uv_transport *t)
+{
+    struct tr *tr = t->impl;
+    if (t->close != tr_close || !tr)
+        return;
+    for (struct pump *p = tr->pumps; p; p = p->next) {
+        uv_os_fd_t fd;
+        ssize_t n;
+        if (p->incoming || p->purpose != CHANNEL_RAFT || !p->pipe_open ||
+            p->closing || p->finishing || p->pipe_paused ||
+            uv_fileno((uv_handle_t *)&p->pipe, &fd) != 0)
+            continue;
+        do
+            n = read(fd, tr->rbuf, sizeof tr->rbuf);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+            continue; /* nothing, or EOF/errors: left to libuv's read */
+        uv_buf_t b = uv_buf_init(tr->rbuf, (unsigned)n);
+        pipe_read_cb((uv_stream_t *)&p->pipe, n, &b);
+    }
+}
+
 void transport_chan_attach(struct transport_chan *ch,
                            struct transport_chan_user *u)
 {

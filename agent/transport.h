@@ -144,6 +144,12 @@ typedef void (*transport_serve_fn)(void *data, struct transport_chan *ch,
 void transport_set_serve(struct raft_uv_transport *t, transport_serve_fn fn,
                          void *data);
 
+/* Seals at once what raft just wrote on its outgoing connections (call
+ * right after raft_apply(): the AppendEntries it wrote would otherwise
+ * wait for the next loop turn to reach the pump). No-op on the plain
+ * transport. */
+void transport_push(struct raft_uv_transport *t);
+
 /* True for the secure transport (this agent has a key). */
 bool transport_secure(const struct raft_uv_transport *t);
 
