@@ -452,6 +452,24 @@ static int send_buf(struct pump *p, struct channel_buf *b, bool to_tcp)
     uv_stream_t *s = to_tcp ? (uv_stream_t *)&p->tcp : (uv_stream_t *)&p->pipe;
     if (b->len == 0)
         return 0;
+    if (s->write_queue_size == 0) {
+        /* Usually the socket takes it all at once: no request, no
+         * callback in the next loop turn, no allocation kept. */
+        uv_buf_t ub = uv_buf_init((char *)b->base, (unsigned)b->len);
+        int n = uv_try_write(s, &ub, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            channel_buf_free(b);
+            return n;
+        }
+        if (n > 0 && (size_t)n == b->len) {
+            channel_buf_free(b); /* taken over and emptied, as below */
+            return 0;
+        }
+        if (n > 0) {
+            memmove(b->base, b->base + n, b->len - (size_t)n);
+            b->len -= (size_t)n;
+        }
+    }
     if (!(wr = malloc(sizeof *wr))) {
         channel_buf_free(b);
         return -ENOMEM;
