@@ -91,7 +91,9 @@ def test_body(env, rig):
     s = rig.read_state()
     vc.check(s["vlans"].get("120") == "ops-mgmt" and
              120 in s["ports"]["Gi0/1"], "the foreign VLAN 120 stays: %r", s)
-    vc.check(s["trace"] == sorted(s["trace"]) and s["sessions"] >= 3,
+    # At least the apply and the release, each its own session; timer
+    # passes add more when they fall in between (not always: CI saw 2).
+    vc.check(s["trace"] == sorted(s["trace"]) and s["sessions"] >= 2,
              "never two sessions at once (commands never interleave): %r",
              s["trace"])
 
