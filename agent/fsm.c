@@ -169,8 +169,7 @@ const char *fsm_state_name(int state)
 
 /* --- results ----------------------------------------------------------- */
 
-static int fail(struct proto_result *r, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#define fail fsm_result
 
 /* Every command builds a result message, so vfprintf dominated the cost of
  * a cheap command. msg_format() handles the conversions this file uses (%s
@@ -268,7 +267,7 @@ static void msg_vformat(char *buf, size_t size, const char *fmt, va_list ap)
     va_end(cur);
 }
 
-static int fail(struct proto_result *r, int code, const char *fmt, ...)
+int fsm_result(struct proto_result *r, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

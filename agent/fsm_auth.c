@@ -1,7 +1,6 @@
 /* Keys, roles and invites in the state machine (see fsm_auth.h). */
 #include "fsm_auth.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,18 +10,7 @@
 
 #define K PROTO_KEY_BYTES
 
-static int result(struct proto_result *r, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int result(struct proto_result *r, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    r->code = code;
-    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
-    va_end(ap);
-    return 0;
-}
+#define result fsm_result
 
 #define S(s) (int)(s).n, (s).p
 
