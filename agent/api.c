@@ -27,15 +27,11 @@
 #include "log.h"
 #include "metrics.h"
 #include "service.h"
+#include "stream.h"
 #include "watch.h"
 
 #define MAX_CONNS 1024
 #define MAX_PENDING_PER_CONN 4096
-
-struct api_write {
-    uv_write_t req;
-    char data[];
-};
 
 /* A connection and the answers not yet written to it. Answers made in one
  * loop iteration (a group commit answers a whole batch at once, many over
@@ -144,35 +140,10 @@ static void conn_send(struct conn *c)
             conn_close(c);
         return;
     }
-    uv_buf_t buf = uv_buf_init(ac->out.data, (unsigned)ac->out.len);
-    int n = uv_try_write(&c->h.stream, &buf, 1);
-    if (n == UV_EAGAIN || n == UV_ENOSYS)
-        n = 0; /* earlier writes still queued: queue behind them */
-    if (n < 0) {
-        mp_buf_reset(&ac->out);
+    if (stream_write(&c->h.stream, &ac->out, NULL, write_cb) != 0)
         conn_close(c);
-        return;
-    }
-    size_t rest = ac->out.len - (size_t)n;
-    if (rest == 0) {
-        mp_buf_reset(&ac->out);
-        if (c->close_after_write && c->h.stream.write_queue_size == 0)
-            conn_close(c);
-        return;
-    }
-    struct api_write *w = malloc(sizeof *w + rest);
-    if (!w) {
-        mp_buf_reset(&ac->out);
+    else if (c->close_after_write && c->h.stream.write_queue_size == 0)
         conn_close(c);
-        return;
-    }
-    memcpy(w->data, ac->out.data + n, rest);
-    mp_buf_reset(&ac->out);
-    buf = uv_buf_init(w->data, (unsigned)rest);
-    if (uv_write(&w->req, &c->h.stream, &buf, 1, write_cb) != 0) {
-        free(w);
-        conn_close(c);
-    }
 }
 
 /* Writes every connection on the dirty list. */

@@ -27,15 +27,11 @@
 #include "../proto/err.h"
 #include "agent.h"
 #include "log.h"
+#include "stream.h"
 
 #define PING_MS 300
 #define REACHABLE_MS 1500
 #define RETRY_MS 250
-
-struct peer_write {
-    uv_write_t req;
-    char data[];
-};
 
 #define PEER_OF(hd) ((struct peer *)((char *)(hd) - offsetof(struct peer, h)))
 
@@ -109,12 +105,10 @@ static int link_send(struct peer *p, const char *data, size_t len)
     return 0;
 }
 
-/* Writes the queued frames: synchronously as far as the socket takes them
- * (uv_try_write: no request to allocate, no callback, no epoll change),
- * the rest queued with uv_write. */
+/* Writes the queued frames (stream_write(), or sealed onto the secure
+ * channel). */
 static void link_flush(struct peer *p)
 {
-    struct peer_write *w;
     if (!p->open || p->out.len == 0)
         return;
     if (p->chan) { /* sealed onto the channel's TCP stream at once */
@@ -124,31 +118,8 @@ static void link_flush(struct peer *p)
             link_close(p);
         return;
     }
-    uv_buf_t buf = uv_buf_init(p->out.data, (unsigned)p->out.len);
-    int n = uv_try_write(&p->h.stream, &buf, 1);
-    if (n == UV_EAGAIN || n == UV_ENOSYS)
-        n = 0; /* earlier writes still queued: queue behind them */
-    if (n < 0) {
+    if (stream_write(&p->h.stream, &p->out, p, write_cb) != 0)
         link_close(p);
-        return;
-    }
-    size_t rest = p->out.len - (size_t)n;
-    if (rest == 0) {
-        mp_buf_reset(&p->out);
-        return;
-    }
-    if (!(w = malloc(sizeof *w + rest))) {
-        link_close(p);
-        return;
-    }
-    memcpy(w->data, p->out.data + n, rest);
-    w->req.data = p;
-    buf = uv_buf_init(w->data, (unsigned)rest);
-    mp_buf_reset(&p->out);
-    if (uv_write(&w->req, &p->h.stream, &buf, 1, write_cb) != 0) {
-        free(w);
-        link_close(p);
-    }
 }
 
 void peer_flush(struct agent *a)
