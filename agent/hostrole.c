@@ -48,15 +48,6 @@
 #define LINK_DEBOUNCE_MS 100
 #define READ_MAX (PROTO_WATCH_BYTES_MAX + 65536)
 
-/* One cluster VLAN of the held state (owned copy). */
-struct hent {
-    uint16_t vid;
-    uint64_t gen;
-    char cluster[VC_NAME_MAX + 1];
-    uint32_t nifaces;
-    char (*ifaces)[VC_IFNAME_MAX + 1];
-};
-
 /* What a worker applies: a copy of the held state as drv wants it. */
 struct hjob {
     struct drv_host_state want;
@@ -64,7 +55,7 @@ struct hjob {
     const char **ifaces;
     struct proto_watch_entry *refs; /* cluster and gen, for the report */
     char trunk[VC_IFNAME_MAX + 1];
-    struct hent *ents; /* the copy the pointers above point into */
+    struct proto_watch_vlan *ents; /* the copy the pointers above point into */
     uint32_t nents;
     uint64_t version;
     int rv;
@@ -98,7 +89,7 @@ struct host {
     uint64_t version, digest;
     bool complete;
     char trunk[VC_IFNAME_MAX + 1];
-    struct hent *ents; /* sorted by VID */
+    struct proto_watch_vlan *ents; /* sorted by VID */
     uint32_t nents;
 
     /* Applying. */
@@ -120,16 +111,10 @@ static uint64_t now_ms(struct host *h)
     return uv_now(h->loop);
 }
 
-static void hents_free(struct hent *v, uint32_t n)
-{
-    for (uint32_t i = 0; v && i < n; i++)
-        free(v[i].ifaces);
-    free(v);
-}
-
 /* --- held state ----------------------------------------------------------- */
 
-static int hent_set(struct hent *d, const struct proto_watch_entry *e)
+static int hent_set(struct proto_watch_vlan *d,
+                    const struct proto_watch_entry *e)
 {
     char(*ifs)[VC_IFNAME_MAX + 1] = NULL;
     if (e->nifaces && !(ifs = calloc(e->nifaces, sizeof *ifs)))
@@ -147,50 +132,31 @@ static int hent_set(struct hent *d, const struct proto_watch_entry *e)
 
 static int cmp_hent(const void *x, const void *y)
 {
-    return (int)((const struct hent *)x)->vid -
-           (int)((const struct hent *)y)->vid;
-}
-
-/* The held entries as proto_watch entries (for the digest and reports);
- * arrays malloc'd into *e and *ifs. */
-static int as_entries(const struct hent *v, uint32_t n,
-                      struct proto_watch_entry **e, struct mp_str **ifs)
-{
-    uint32_t nif = 0;
-    for (uint32_t i = 0; i < n; i++)
-        nif += v[i].nifaces;
-    *e = calloc(n ? n : 1, sizeof **e);
-    *ifs = calloc(nif ? nif : 1, sizeof **ifs);
-    if (!*e || !*ifs)
-        return VC_ENOMEM;
-    struct mp_str *p = *ifs;
-    for (uint32_t i = 0; i < n; i++) {
-        (*e)[i].vid = v[i].vid;
-        (*e)[i].gen = v[i].gen;
-        (*e)[i].cluster = mp_cstr(v[i].cluster);
-        (*e)[i].ifaces = p;
-        (*e)[i].nifaces = v[i].nifaces;
-        for (uint32_t k = 0; k < v[i].nifaces; k++)
-            *p++ = mp_cstr(v[i].ifaces[k]);
-    }
-    return 0;
+    return (int)((const struct proto_watch_vlan *)x)->vid -
+           (int)((const struct proto_watch_vlan *)y)->vid;
 }
 
 static uint64_t held_digest(struct host *h)
 {
-    struct proto_watch_entry *e;
-    struct mp_str *ifs;
+    struct proto_watch_entry *e = NULL;
+    struct mp_str *ifs = NULL;
     uint64_t d = 0;
-    if (as_entries(h->ents, h->nents, &e, &ifs) == 0)
+    const struct proto_watch_vlan **src =
+        calloc(h->nents ? h->nents : 1, sizeof *src);
+    for (uint32_t i = 0; src && i < h->nents; i++)
+        src[i] = &h->ents[i];
+    if (src && proto_watch_vlans_view(src, h->nents, UINT32_MAX, &e,
+                                      &ifs) == 0)
         d = proto_watch_digest(mp_cstr(h->trunk), h->complete, e, h->nents);
+    free(src);
     free(e);
     free(ifs);
     return d;
 }
 
-static struct hent *find_vid(struct host *h, uint16_t vid)
+static struct proto_watch_vlan *find_vid(struct host *h, uint16_t vid)
 {
-    struct hent key = {.vid = vid};
+    struct proto_watch_vlan key = {.vid = vid};
     return h->nents ? bsearch(&key, h->ents, h->nents, sizeof key, cmp_hent)
                     : NULL;
 }
@@ -198,12 +164,13 @@ static struct hent *find_vid(struct host *h, uint16_t vid)
 /* Applies an UPDATE's upserts and removals to the held entries. */
 static int merge_update(struct host *h, const struct proto_watch *m)
 {
-    struct hent *v = realloc(h->ents, (h->nents + m->nentries + 1) * sizeof *v);
+    struct proto_watch_vlan *v =
+        realloc(h->ents, (h->nents + m->nentries + 1) * sizeof *v);
     if (!v)
         return VC_ENOMEM;
     h->ents = v;
     for (uint32_t i = 0; i < m->nremoved; i++) {
-        struct hent *e = find_vid(h, m->removed[i]);
+        struct proto_watch_vlan *e = find_vid(h, m->removed[i]);
         if (e) {
             free(e->ifaces);
             *e = h->ents[--h->nents];
@@ -211,7 +178,7 @@ static int merge_update(struct host *h, const struct proto_watch *m)
         }
     }
     for (uint32_t i = 0; i < m->nentries; i++) {
-        struct hent *e = find_vid(h, m->entries[i].vid);
+        struct proto_watch_vlan *e = find_vid(h, m->entries[i].vid);
         if (!e) {
             e = &h->ents[h->nents++];
             memset(e, 0, sizeof *e);
@@ -225,16 +192,17 @@ static int merge_update(struct host *h, const struct proto_watch *m)
 
 static int replace_state(struct host *h, const struct proto_watch *m)
 {
-    struct hent *v = calloc(m->nentries ? m->nentries : 1, sizeof *v);
+    struct proto_watch_vlan *v =
+        calloc(m->nentries ? m->nentries : 1, sizeof *v);
     if (!v)
         return VC_ENOMEM;
     for (uint32_t i = 0; i < m->nentries; i++)
         if (hent_set(&v[i], &m->entries[i]) != 0) {
-            hents_free(v, m->nentries);
+            proto_watch_vlans_free(v, m->nentries);
             return VC_ENOMEM;
         }
     qsort(v, m->nentries, sizeof *v, cmp_hent);
-    hents_free(h->ents, h->nents);
+    proto_watch_vlans_free(h->ents, h->nents);
     h->ents = v;
     h->nents = m->nentries;
     return 0;
@@ -515,7 +483,7 @@ static void job_free(struct hjob *j)
     free(j->vlans);
     free(j->ifaces);
     free(j->refs);
-    hents_free(j->ents, j->nents);
+    proto_watch_vlans_free(j->ents, j->nents);
     free(j);
 }
 
@@ -538,10 +506,11 @@ static struct hjob *job_new(struct host *h)
     }
     const char **p = j->ifaces;
     for (uint32_t i = 0; i < h->nents; i++, j->nents++) {
-        struct hent *d = &j->ents[i], *s = &h->ents[i];
+        struct proto_watch_vlan *d = &j->ents[i], *s = &h->ents[i];
         *d = *s;
         d->ifaces = NULL;
-        if (s->nifaces && !(d->ifaces = calloc(s->nifaces, sizeof *d->ifaces))) {
+        if (s->nifaces &&
+            !(d->ifaces = calloc(s->nifaces, sizeof *d->ifaces))) {
             job_free(j);
             return NULL;
         }
@@ -759,7 +728,7 @@ int hostrole_run(const struct config *cfg)
     uv_loop_close(h->loop);
     drv_linkmon_close(h->mon);
     drv_close(h->drv);
-    hents_free(h->ents, h->nents);
+    proto_watch_vlans_free(h->ents, h->nents);
     free(h->rbuf);
     return h->exit_code;
 }

@@ -32,14 +32,6 @@
 #include "agent.h"
 #include "log.h"
 
-/* A cluster VLAN as last sent to a host (owned copy). */
-struct went {
-    uint16_t vid;
-    uint64_t gen;
-    char cluster[VC_NAME_MAX + 1];
-    uint32_t nifaces;
-    char (*ifaces)[VC_IFNAME_MAX + 1];
-};
 
 /* A cluster and generation a host reported. */
 struct wref {
@@ -53,13 +45,13 @@ struct whost {
     uint32_t seq;
     uint64_t resume_digest; /* from the subscribe, until the first send */
     bool have_sent;
-    struct went *sent;
+    struct proto_watch_vlan *sent;
     uint32_t nsent;
     uint64_t sent_version, sent_digest;
     char sent_trunk[VC_IFNAME_MAX + 1];
     bool sent_complete;
     /* Next state, while computing. */
-    struct went *next;
+    struct proto_watch_vlan *next;
     uint32_t nnext, capnext;
     /* Reports. */
     bool reported;
@@ -91,21 +83,14 @@ int watch_init(struct watch **out, struct agent *a)
     return 0;
 }
 
-static void wents_free(struct went *v, uint32_t n)
-{
-    for (uint32_t i = 0; v && i < n; i++)
-        free(v[i].ifaces);
-    free(v);
-}
-
 void watch_free(struct watch *w)
 {
     if (!w)
         return;
     for (uint32_t i = 0; i < w->nhosts; i++) {
         struct whost *h = &w->hosts[i];
-        wents_free(h->sent, h->nsent);
-        wents_free(h->next, h->nnext);
+        proto_watch_vlans_free(h->sent, h->nsent);
+        proto_watch_vlans_free(h->next, h->nnext);
         free(h->tried);
         free(h->carried);
     }
@@ -144,20 +129,21 @@ static struct whost *find_or_add(struct watch *w, const char *name)
 
 /* --- computing the states ------------------------------------------------- */
 
-static struct went *next_entry(struct whost *h, const struct fsm_cluster *c,
-                               const struct fsm_slot *sl)
+static struct proto_watch_vlan *next_entry(struct whost *h,
+                                           const struct fsm_cluster *c,
+                                           const struct fsm_slot *sl)
 {
     if (h->nnext && !strcmp(h->next[h->nnext - 1].cluster, c->name))
         return &h->next[h->nnext - 1];
     if (h->nnext == h->capnext) {
         uint32_t cap = h->capnext ? 2 * h->capnext : 16;
-        struct went *v = realloc(h->next, cap * sizeof *v);
+        struct proto_watch_vlan *v = realloc(h->next, cap * sizeof *v);
         if (!v)
             return NULL;
         h->next = v;
         h->capnext = cap;
     }
-    struct went *e = &h->next[h->nnext++];
+    struct proto_watch_vlan *e = &h->next[h->nnext++];
     memset(e, 0, sizeof *e);
     e->vid = c->vlan;
     e->gen = sl->gen;
@@ -165,7 +151,7 @@ static struct went *next_entry(struct whost *h, const struct fsm_cluster *c,
     return e;
 }
 
-static int add_iface(struct went *e, const char *iface)
+static int add_iface(struct proto_watch_vlan *e, const char *iface)
 {
     char(*v)[VC_IFNAME_MAX + 1] =
         realloc(e->ifaces, (e->nifaces + 1) * sizeof *v);
@@ -191,7 +177,7 @@ static int add_cluster(struct watch *w, const struct fsm_cluster *c,
         if (fh->service && !next_entry(h, c, sl))
             return VC_ENOMEM;
         for (uint32_t k = 0; k < c->natt; k++) {
-            struct went *e;
+            struct proto_watch_vlan *e;
             if (strcmp(c->att[k].host, h->name))
                 continue;
             if (!(e = next_entry(h, c, sl)) ||
@@ -204,7 +190,7 @@ static int add_cluster(struct watch *w, const struct fsm_cluster *c,
 
 static int cmp_went(const void *x, const void *y)
 {
-    const struct went *a = x, *b = y;
+    const struct proto_watch_vlan *a = x, *b = y;
     return (int)a->vid - (int)b->vid;
 }
 
@@ -212,7 +198,7 @@ static int compute(struct watch *w, unsigned s)
 {
     const struct fsm *f = &w->a->fsm;
     for (uint32_t i = 0; i < w->nhosts; i++) {
-        wents_free(w->hosts[i].next, w->hosts[i].nnext);
+        proto_watch_vlans_free(w->hosts[i].next, w->hosts[i].nnext);
         w->hosts[i].next = NULL;
         w->hosts[i].nnext = w->hosts[i].capnext = 0;
     }
@@ -242,28 +228,13 @@ struct wview {
     uint16_t *removed;
 };
 
-static int view_entries(struct wview *v, const struct went *const *src,
-                        uint32_t n)
+static int view_entries(struct wview *v,
+                        const struct proto_watch_vlan *const *src, uint32_t n)
 {
-    uint32_t nif = 0;
-    for (uint32_t i = 0; i < n; i++)
-        nif += src[i]->nifaces;
-    if (nif > PROTO_WATCH_IFACES_MAX)
-        return VC_ELIMIT;
-    v->e = calloc(n ? n : 1, sizeof *v->e);
-    v->ifs = calloc(nif ? nif : 1, sizeof *v->ifs);
-    if (!v->e || !v->ifs)
-        return VC_ENOMEM;
-    struct mp_str *p = v->ifs;
-    for (uint32_t i = 0; i < n; i++) {
-        v->e[i].vid = src[i]->vid;
-        v->e[i].gen = src[i]->gen;
-        v->e[i].cluster = mp_cstr(src[i]->cluster);
-        v->e[i].ifaces = src[i]->nifaces ? p : NULL;
-        v->e[i].nifaces = src[i]->nifaces;
-        for (uint32_t k = 0; k < src[i]->nifaces; k++)
-            *p++ = mp_cstr(src[i]->ifaces[k]);
-    }
+    int rv = proto_watch_vlans_view(src, n, PROTO_WATCH_IFACES_MAX, &v->e,
+                                    &v->ifs);
+    if (rv != 0)
+        return rv;
     v->msg.entries = n ? v->e : NULL;
     v->msg.nentries = n;
     return 0;
@@ -276,7 +247,8 @@ static void view_free(struct wview *v)
     free(v->removed);
 }
 
-static bool went_same(const struct went *a, const struct went *b)
+static bool went_same(const struct proto_watch_vlan *a,
+                      const struct proto_watch_vlan *b)
 {
     if (a->gen != b->gen || a->nifaces != b->nifaces ||
         strcmp(a->cluster, b->cluster))
@@ -291,7 +263,8 @@ static uint64_t digest_of(const struct whost *h, const char *trunk,
                           bool complete)
 {
     struct wview v;
-    const struct went **src = calloc(h->nnext ? h->nnext : 1, sizeof *src);
+    const struct proto_watch_vlan **src =
+        calloc(h->nnext ? h->nnext : 1, sizeof *src);
     uint64_t d = 0;
     memset(&v, 0, sizeof v);
     if (!src)
@@ -310,7 +283,8 @@ static uint64_t digest_of(const struct whost *h, const char *trunk,
 static int build_msg(struct whost *h, struct wview *v, const char *trunk,
                      bool complete, uint64_t version, uint64_t digest)
 {
-    const struct went **src = calloc(h->nnext ? h->nnext : 1, sizeof *src);
+    const struct proto_watch_vlan **src =
+        calloc(h->nnext ? h->nnext : 1, sizeof *src);
     uint32_t n = 0, i = 0, k = 0, nrem = 0;
     int rv;
     if (!src)
@@ -379,7 +353,7 @@ static void drop(struct watch *w, struct whost *h, const char *why)
 static void commit_sent(struct whost *h, const char *trunk, bool complete,
                         uint64_t version, uint64_t digest)
 {
-    wents_free(h->sent, h->nsent);
+    proto_watch_vlans_free(h->sent, h->nsent);
     h->sent = h->next;
     h->nsent = h->nnext;
     h->next = NULL;

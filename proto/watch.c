@@ -1,6 +1,7 @@
 #include "watch.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
@@ -467,4 +468,39 @@ uint64_t proto_watch_digest(struct mp_str trunk, bool complete,
             h = fnv_str(h, e[i].ifaces[k]);
     }
     return h ? h : 1;
+}
+
+void proto_watch_vlans_free(struct proto_watch_vlan *v, uint32_t n)
+{
+    for (uint32_t i = 0; v && i < n; i++)
+        free(v[i].ifaces);
+    free(v);
+}
+
+int proto_watch_vlans_view(const struct proto_watch_vlan *const *src,
+                           uint32_t n, uint32_t max_ifaces,
+                           struct proto_watch_entry **e, struct mp_str **ifs)
+{
+    uint32_t nif = 0;
+    *e = NULL;
+    *ifs = NULL;
+    for (uint32_t i = 0; i < n; i++)
+        nif += src[i]->nifaces;
+    if (nif > max_ifaces)
+        return VC_ELIMIT;
+    *e = calloc(n ? n : 1, sizeof **e);
+    *ifs = calloc(nif ? nif : 1, sizeof **ifs);
+    if (!*e || !*ifs)
+        return VC_ENOMEM;
+    struct mp_str *p = *ifs;
+    for (uint32_t i = 0; i < n; i++) {
+        (*e)[i].vid = src[i]->vid;
+        (*e)[i].gen = src[i]->gen;
+        (*e)[i].cluster = mp_cstr(src[i]->cluster);
+        (*e)[i].ifaces = src[i]->nifaces ? p : NULL;
+        (*e)[i].nifaces = src[i]->nifaces;
+        for (uint32_t k = 0; k < src[i]->nifaces; k++)
+            *p++ = mp_cstr(src[i]->ifaces[k]);
+    }
+    return 0;
 }

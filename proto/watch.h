@@ -111,4 +111,26 @@ uint64_t proto_watch_digest(struct mp_str trunk, bool complete,
 /* "subscribe", "report", ...; "?" for an unknown kind. */
 const char *proto_watch_kind_name(int kind);
 
+/* An entry with its own copies of the strings: what a site agent last
+ * sent a host (agent/watch.c), what a host agent holds
+ * (agent/hostrole.c). */
+struct proto_watch_vlan {
+    uint16_t vid;
+    uint64_t gen;
+    char cluster[VC_NAME_MAX + 1];
+    uint32_t nifaces;
+    char (*ifaces)[VC_IFNAME_MAX + 1]; /* malloc'd */
+};
+
+/* Frees the ifaces of v[0..n) and v itself. NULL is a no-op. */
+void proto_watch_vlans_free(struct proto_watch_vlan *v, uint32_t n);
+
+/* src[0..n) as proto_watch entries that borrow their strings: *e (n
+ * entries) and *ifs (every interface name) are malloc'd, and the caller
+ * frees both, also on failure. Returns 0, VC_ELIMIT (more than max_ifaces
+ * names in all) or VC_ENOMEM. */
+int proto_watch_vlans_view(const struct proto_watch_vlan *const *src,
+                           uint32_t n, uint32_t max_ifaces,
+                           struct proto_watch_entry **e, struct mp_str **ifs);
+
 #endif
