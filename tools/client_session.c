@@ -5,6 +5,7 @@
  * CLI signs its one request. */
 #include "client_session.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -81,7 +82,7 @@ int client_session_open(struct client *cl, struct client_session *s,
         rv = VC_EMALFORMED;
     }
     client_response_close(&r);
-    memset(sk, 0, sizeof sk);
+    sodium_memzero(sk, sizeof sk);
     if (rv != 0)
         return rv;
     s->seq = 1;
