@@ -330,8 +330,8 @@ static int bootstrap(struct consensus *c, char *err, size_t len)
  * meanwhile Nagle holds the leader's next AppendEntries, which is smaller
  * than a segment, until that ACK arrives: one commit in a few hundred
  * took 40+ ms. Raft hands the stream to our callbacks first, so we turn
- * Nagle off there. The secure transport hands raft a socketpair end (no
- * Nagle) and already sets TCP_NODELAY on its own TCP connections. */
+ * Nagle off there. The secure transport gives raft no stream at all (see
+ * secure_wrap()) and sets TCP_NODELAY on its own TCP connections. */
 
 static struct consensus *of_transport(struct raft_uv_transport *t)
 {
@@ -391,6 +391,42 @@ static void nodelay_wrap(struct consensus *c)
     c->transport.listen = nodelay_listen;
 }
 
+/* --- raft's messages through the secure transport ----------------------
+ * raft_uv would write raft's messages to a stream from its transport, and
+ * the secure transport cannot give it one without a socketpair and a pump
+ * (two more syscalls and a loop turn per message at each end). raft_io's
+ * send() and start() are function pointers raft calls through (raft_uv's
+ * own code never calls them), so with a key the messages bypass raft_uv:
+ * send() goes to transport_send(), and the receive callback raft passes to
+ * start() to transport_set_recv(). raft_uv keeps the disk and its listen()
+ * call; its connect() is never used. */
+
+static struct consensus *of_io(struct raft_io *io)
+{
+    return (struct consensus *)((char *)io - offsetof(struct consensus, io));
+}
+
+static int secure_start(struct raft_io *io, unsigned msecs,
+                        raft_io_tick_cb tick, raft_io_recv_cb recv)
+{
+    struct consensus *c = of_io(io);
+    transport_set_recv(&c->transport, io, recv);
+    return c->io_start(io, msecs, tick, recv);
+}
+
+static int secure_send(struct raft_io *io, struct raft_io_send *req,
+                       const struct raft_message *m, raft_io_send_cb cb)
+{
+    return transport_send(&of_io(io)->transport, req, m, cb);
+}
+
+static void secure_wrap(struct consensus *c)
+{
+    c->io_start = c->io.start;
+    c->io.start = secure_start;
+    c->io.send = secure_send;
+}
+
 static void tune(struct consensus *c)
 {
     const struct config *cfg = c->cfg;
@@ -438,11 +474,14 @@ int consensus_start(struct consensus *c, uv_loop_t *loop,
     }
     if ((rv = transport_init(&c->transport, loop, cfg, err, len)) != 0)
         goto err_zone;
-    nodelay_wrap(c);
+    if (!transport_secure(&c->transport))
+        nodelay_wrap(c);
     if ((rv = raft_uv_init(&c->io, loop, cfg->data_dir, &c->transport)) != 0) {
         snprintf(err, len, "data-dir %s: %s", cfg->data_dir, c->io.errmsg);
         goto err_transport;
     }
+    if (transport_secure(&c->transport))
+        secure_wrap(c);
     raft_uv_set_segment_size(&c->io, (size_t)cfg->segment_kib * 1024);
     c->raft_fsm.version = 2;
     c->raft_fsm.data = c;
@@ -628,7 +667,6 @@ int consensus_propose(struct consensus *c, void *data, size_t len,
         free(op);
         return map_raft_err(rv);
     }
-    transport_push(&c->transport); /* the AppendEntries, this loop turn */
     return 0;
 }
 

@@ -86,6 +86,10 @@ struct consensus {
                       raft_id, const char *, raft_uv_connect_cb);
     int (*tr_listen)(struct raft_uv_transport *, raft_uv_accept_cb);
     raft_uv_accept_cb raft_accept_cb;
+    /* raft_uv's start(), wrapped to route raft's messages through the
+     * secure transport (see secure_wrap()). */
+    int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb,
+                    raft_io_recv_cb);
 };
 
 /* Raft server id of a site: a 64-bit hash of its name, so every agent

@@ -1,30 +1,43 @@
-/* The secure raft transport: TCP + agent/channel.h + a socketpair pump.
- * It also carries the client requests agents forward to each other
- * (purpose CHANNEL_FORWARD, see transport.h): the same pump, handshake,
- * limits and revalidation; only who gets the socketpair's other end
- * differs (peer.c dialling, api.c serving, instead of raft).
+/* The secure raft transport: TCP + agent/channel.h, one connection (a
+ * "pump") per peer and direction. It also carries the client requests
+ * agents forward to each other (purpose CHANNEL_FORWARD, see transport.h):
+ * the same handshake, limits and revalidation; only who gets the
+ * plaintext differs (peer.c dialling, api.c serving, instead of raft).
  *
- * Raft only establishes connections through a raft_uv_transport; then it
- * reads and writes the uv_stream_t it was handed, with no hook to transform
- * the bytes. So for every authenticated connection we make a socketpair:
- * raft gets one end (a uv_pipe_t from raft_malloc, which raft uv_close()s
- * and raft_free()s), and the pump moves bytes between the other end and
- * the TCP connection, sealing what raft writes into channel frames and
- * handing raft only what authenticated. Connections are one-way: each
- * server dials its peers for its outgoing messages.
+ * Raft's messages do not go through a stream: raft_uv would write them to
+ * a uv_stream_t we cannot hook, which once meant a socketpair per
+ * connection and a pump copying between it and TCP (two more syscalls and
+ * a loop turn per message on each side: most of the secure transport's
+ * cost). consensus.c routes raft_io's send() here instead
+ * (transport_send): the message is encoded (proto/raftmsg.h), sealed and
+ * written in the same call; on the receiving side each record decrypted
+ * from an incoming raft connection is decoded and handed to raft's receive
+ * callback (transport_set_recv) in the same read callback. raft_uv still
+ * owns the disk and calls our listen(); its connect() is never used.
+ * Connections are one-way: each server dials its peers for its outgoing
+ * messages.
  *
- * Happy path, outgoing (raft calls connect(id, address)): look up the key
+ * Happy path, outgoing (raft sends to id at address): look up the key
  * pinned for the site whose raft id is id -> TCP connect -> msg1 -> msg2
- * (the peer proves the pinned key) -> msg3 -> socketpair -> raft's connect
- * callback gets its end. Incoming: accept -> msg1 (the key must be pinned;
- * the site, hence the raft id, comes from the key) -> msg2 -> msg3 (the
- * peer proves its key) -> socketpair -> raft's accept callback with that
- * id and the peer's signed raft address.
+ * (the peer proves the pinned key) -> msg3 -> the messages queued
+ * meanwhile (RAFT_QUEUE_MAX at most) are sealed and written, later ones at
+ * once. Incoming: accept -> msg1 (the key must be pinned; the site, hence
+ * the raft id, comes from the key) -> msg2 -> msg3 (the peer proves its
+ * key) -> each record received goes to raft with that id and the peer's
+ * signed raft address as its sender.
  *
  * Failure modes:
- * - no key pinned for the id dialled, connect refused, handshake failure
- *   or no completed handshake within TRANSPORT_HANDSHAKE_MS: raft's
- *   connect callback gets RAFT_NOCONNECTION and raft retries later.
+ * - no key pinned for the id, connect refused, handshake failure or no
+ *   completed handshake within TRANSPORT_HANDSHAKE_MS: the queued sends
+ *   complete with RAFT_NOCONNECTION, and for RAFT_RETRY_MS every send to
+ *   that id does too (raft resends: heartbeats, probes); then we redial.
+ * - a send completes (raft's callback, always from the loop, never inside
+ *   send()) once its frames are written to the kernel, with
+ *   RAFT_NOCONNECTION if the connection failed first, or RAFT_CANCELED
+ *   once the transport is closing. More than RAFT_PENDING_MAX bytes
+ *   unwritten to one peer: further sends to it fail until it drains.
+ * - a record that fails to decode (an authenticated peer sending garbage)
+ *   closes the connection, logged.
  * - incoming garbage, an unknown or wrong key, a bad signature, a silent
  *   or slow peer (same deadline), more than TRANSPORT_UNAUTH_MAX (or
  *   TRANSPORT_UNAUTH_PER_IP from one address) connections still in the
@@ -37,16 +50,13 @@
  *   requests (api.c not up, or stopping) is closed cleanly at once.
  * - after the handshake, a frame that fails to authenticate (tampered,
  *   replayed, reordered, cut), an oversize frame, EOF without the final
- *   frame or a socket error: both ends are closed at once, raft sees EOF on
- *   its end and redials.
- * - raft closes its end, or the peer sends its final frame: the pump sends
- *   our final frame, flushes (uv_shutdown, bounded by CLOSE_GRACE_MS) and
- *   closes.
- * - transport close (raft_close): stop listening, cancel connects in
- *   progress (RAFT_CANCELED), close every pump; the close callback fires
- *   once every handle is closed.
- * Back-pressure: while more than HIGH_WATER bytes wait to be written on
- * one side, reading from the other side stops.
+ *   frame or a socket error: the connection is closed at once (raft's
+ *   next send to that peer redials).
+ * - the peer sends its final frame: the pump sends our final frame,
+ *   flushes (uv_shutdown, bounded by CLOSE_GRACE_MS) and closes.
+ * - transport close (raft_close): stop listening, close every pump,
+ *   complete every send still pending; the close callback fires once
+ *   every handle is closed and every send completed.
  */
 #include "transport.h"
 
@@ -65,15 +75,42 @@
 #include "fsm.h"
 #include "keys.h"
 #include "log.h"
+#include "proto/raftmsg.h"
 
 #define READ_BYTES (64 * 1024)
-#define HIGH_WATER (4u << 20)
-#define LOW_WATER (1u << 20)
 #define CLOSE_GRACE_MS 1000
+#define RAFT_QUEUE_MAX 3   /* sends held per peer while dialling (raft_uv's) */
+#define RAFT_RETRY_MS 250  /* no redial of a peer this soon after a failure */
+#define RAFT_PENDING_MAX (64u << 20) /* unwritten bytes to one peer */
 #define REFUSALS 32              /* rate-limit slots, by address and error */
 #define REFUSAL_QUIET_MS 30000   /* repeats logged at most this often */
 
 struct pump;
+
+/* One raft send: raft's request until its callback fires. */
+struct rsend {
+    uv_write_t w;
+    struct tr *tr;
+    struct pump *p; /* the connection written to */
+    struct raft_io_send *req;
+    raft_io_send_cb cb;
+    uint8_t *buf; /* the encoded record while queued, then the frames */
+    size_t len;
+    int status; /* on tr->failed */
+    struct rsend *next;
+};
+
+/* A raft peer we send to: its outgoing connection and the sends waiting
+ * for it. */
+struct rpeer {
+    raft_id id;
+    char address[CHANNEL_ADDR_MAX];
+    struct pump *p; /* dialling or established; NULL if none */
+    struct rsend *queue, *queue_tail; /* encoded, oldest first */
+    unsigned queued;
+    uint64_t retry_ms; /* no new dial before this (loop time) */
+    struct rpeer *next;
+};
 
 struct refusal {
     char who[INET6_ADDRSTRLEN + 10];
@@ -92,7 +129,14 @@ struct tr {
     char address[CHANNEL_ADDR_MAX];
     uv_tcp_t listener;
     bool listening; /* the listener handle is open (from tr_init) */
-    raft_uv_accept_cb accept_cb;
+    struct raft_io *io;      /* raft's, once started: receives */
+    raft_io_recv_cb recv_cb;
+    struct rpeer *rpeers;
+    struct rsend *failed, *failed_tail; /* callbacks due from the loop */
+    uv_timer_t later;                   /* fires them */
+    bool later_open;
+    uint8_t *scratch; /* one encoded record at a time */
+    size_t scratch_cap;
     transport_serve_fn serve; /* incoming forwarding connections */
     void *serve_data;
     struct pump *pumps;
@@ -108,7 +152,6 @@ struct wreq {
     struct pump *p;
     uint8_t *base;
     size_t len;
-    bool to_tcp;
 };
 
 struct pump {
@@ -119,21 +162,15 @@ struct pump {
     bool closing;     /* hard close started: handles closing */
     bool finishing;   /* graceful close started */
     unsigned handles; /* open handles; freed at 0 */
-    unsigned shutdowns;
     uv_tcp_t tcp;
     uv_timer_t timer; /* handshake deadline, then close grace */
-    uv_pipe_t pipe;   /* our end of the socketpair, once established */
-    bool pipe_open;
-    uv_pipe_t *raft_end; /* not yet handed to raft */
     uv_connect_t creq;
-    uv_shutdown_t tcp_sreq, pipe_sreq;
-    struct raft_uv_connect *req; /* outgoing raft, until its cb fired */
-    raft_uv_connect_cb cb;
+    uv_shutdown_t sreq;
+    struct rpeer *rpeer; /* outgoing raft: whose sends it carries */
+    struct channel_buf rx; /* incoming raft: an incomplete record */
     struct transport_link *link; /* outgoing forward, until its cb fired */
     struct transport_chan_user *user; /* forward: who gets the plaintext */
-    raft_id id;
-    size_t tcp_pending, pipe_pending; /* bytes queued for writing */
-    bool tcp_paused, pipe_paused;     /* reading stopped (back-pressure) */
+    size_t tcp_pending; /* bytes queued for writing */
     char ip[INET6_ADDRSTRLEN];
     char peer[INET6_ADDRSTRLEN + 8]; /* "ip:port" for the logs */
     char site[CHANNEL_NAME_MAX];
@@ -144,7 +181,7 @@ struct pump {
 static void pump_hard_close(struct pump *p);
 static void pump_finish(struct pump *p);
 static void tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-static void pipe_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void detach_rpeer(struct pump *p);
 
 /* --- logging ------------------------------------------------------------ */
 
@@ -302,9 +339,13 @@ static unsigned keys_of_id(const struct tr *tr, raft_id id, char *site,
 
 /* --- pump life cycle ----------------------------------------------------- */
 
+static void flush_failed(struct tr *tr);
+
 static void maybe_closed(struct tr *tr)
 {
-    if (tr->closing && !tr->listening && !tr->pumps && tr->close_cb) {
+    if (tr->closing && !tr->listening && !tr->later_open && !tr->pumps &&
+        tr->close_cb) {
+        flush_failed(tr); /* the sends that failed while closing */
         raft_uv_transport_close_cb cb = tr->close_cb;
         tr->close_cb = NULL;
         cb(tr->t);
@@ -324,13 +365,9 @@ static void pump_handle_close_cb(uv_handle_t *h)
     if (p->next)
         p->next->prev = p->prev;
     channel_close(&p->ch);
+    channel_buf_free(&p->rx);
     free(p);
     maybe_closed(tr);
-}
-
-static void raft_end_close_cb(uv_handle_t *h)
-{
-    raft_free(h);
 }
 
 static void uncount(struct pump *p)
@@ -341,21 +378,15 @@ static void uncount(struct pump *p)
     }
 }
 
-/* Tells raft (or peer.c) that its connect failed (or was cancelled),
- * once. */
+/* Tells peer.c that its connect failed (or was cancelled), once. */
 static void fail_connect(struct pump *p)
 {
-    struct raft_uv_connect *req = p->req;
     struct transport_link *l = p->link;
     if (l) {
         p->link = NULL;
         l->pump = NULL;
         l->cb(l, NULL, p->tr->closing ? -ECANCELED : -ECONNREFUSED);
     }
-    if (!req)
-        return;
-    p->req = NULL;
-    p->cb(req, NULL, p->tr->closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
 }
 
 /* Tells a forwarding channel's user, once, that the channel is gone. */
@@ -376,14 +407,9 @@ static void pump_hard_close(struct pump *p)
     uncount(p);
     fail_connect(p);
     drop_user(p);
-    if (p->raft_end) {
-        uv_close((uv_handle_t *)p->raft_end, raft_end_close_cb);
-        p->raft_end = NULL;
-    }
+    detach_rpeer(p);
     uv_close((uv_handle_t *)&p->timer, pump_handle_close_cb);
     uv_close((uv_handle_t *)&p->tcp, pump_handle_close_cb);
-    if (p->pipe_open)
-        uv_close((uv_handle_t *)&p->pipe, pump_handle_close_cb);
 }
 
 static struct pump *pump_new(struct tr *tr, bool incoming)
@@ -395,7 +421,7 @@ static struct pump *pump_new(struct tr *tr, bool incoming)
     p->incoming = incoming;
     uv_tcp_init(tr->loop, &p->tcp);
     uv_timer_init(tr->loop, &p->timer);
-    p->tcp.data = p->timer.data = p->pipe.data = p;
+    p->tcp.data = p->timer.data = p;
     p->handles = 2;
     p->next = tr->pumps;
     if (tr->pumps)
@@ -421,35 +447,26 @@ static void deadline_cb(uv_timer_t *t)
 
 /* --- writing ------------------------------------------------------------- */
 
-static void resume_reading(struct pump *p);
-
 static void write_cb(uv_write_t *w, int status)
 {
     struct wreq *wr = w->data;
     struct pump *p = wr->p;
-    if (wr->to_tcp)
-        p->tcp_pending -= wr->len;
-    else
-        p->pipe_pending -= wr->len;
+    p->tcp_pending -= wr->len;
     free(wr->base);
     free(wr);
-    if (p->closing)
+    if (p->closing || status == 0)
         return;
-    if (status < 0) {
-        log_info("peer %s%s%s: write: %s: connection closed", p->peer,
-                 p->site[0] ? " " : "", p->site, uv_strerror(status));
-        pump_hard_close(p);
-        return;
-    }
-    resume_reading(p);
+    log_info("peer %s%s%s: write: %s: connection closed", p->peer,
+             p->site[0] ? " " : "", p->site, uv_strerror(status));
+    pump_hard_close(p);
 }
 
-/* Writes the bytes of b (taking them over, b is emptied) to TCP or to our
- * end of the socketpair. Returns 0 or a negative errno (p then closes). */
-static int send_buf(struct pump *p, struct channel_buf *b, bool to_tcp)
+/* Writes the bytes of b (taking them over, b is emptied) to the peer.
+ * Returns 0 or a negative errno (p then closes). */
+static int send_buf(struct pump *p, struct channel_buf *b)
 {
     struct wreq *wr;
-    uv_stream_t *s = to_tcp ? (uv_stream_t *)&p->tcp : (uv_stream_t *)&p->pipe;
+    uv_stream_t *s = (uv_stream_t *)&p->tcp;
     if (b->len == 0)
         return 0;
     if (s->write_queue_size == 0) {
@@ -477,7 +494,6 @@ static int send_buf(struct pump *p, struct channel_buf *b, bool to_tcp)
     wr->p = p;
     wr->base = b->base;
     wr->len = b->len;
-    wr->to_tcp = to_tcp;
     wr->req.data = wr;
     b->base = NULL;
     b->len = b->cap = 0;
@@ -488,19 +504,7 @@ static int send_buf(struct pump *p, struct channel_buf *b, bool to_tcp)
         free(wr);
         return rv;
     }
-    if (to_tcp) {
-        p->tcp_pending += wr->len;
-        if (p->tcp_pending > HIGH_WATER && p->pipe_open && !p->pipe_paused) {
-            uv_read_stop((uv_stream_t *)&p->pipe);
-            p->pipe_paused = true;
-        }
-    } else {
-        p->pipe_pending += wr->len;
-        if (p->pipe_pending > HIGH_WATER && !p->tcp_paused) {
-            uv_read_stop((uv_stream_t *)&p->tcp);
-            p->tcp_paused = true;
-        }
-    }
+    p->tcp_pending += wr->len;
     return 0;
 }
 
@@ -511,33 +515,17 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(p->tr->rbuf, sizeof p->tr->rbuf);
 }
 
-static void resume_reading(struct pump *p)
-{
-    if (p->tcp_paused && p->pipe_pending < LOW_WATER) {
-        p->tcp_paused = false;
-        if (uv_read_start((uv_stream_t *)&p->tcp, alloc_cb, tcp_read_cb))
-            pump_hard_close(p);
-    }
-    if (!p->closing && p->pipe_paused && p->tcp_pending < LOW_WATER) {
-        p->pipe_paused = false;
-        if (uv_read_start((uv_stream_t *)&p->pipe, alloc_cb, pipe_read_cb))
-            pump_hard_close(p);
-    }
-}
-
 /* --- graceful close ------------------------------------------------------ */
 
 static void shutdown_cb(uv_shutdown_t *req, int status)
 {
     struct pump *p = req->data;
     (void)status;
-    if (p->closing)
-        return;
-    if (--p->shutdowns == 0)
+    if (!p->closing)
         pump_hard_close(p);
 }
 
-/* Our final frame, then both write sides flushed and shut down, then
+/* Our final frame, then the write side flushed and shut down, then
  * closed; CLOSE_GRACE_MS at most. */
 static void pump_finish(struct pump *p)
 {
@@ -550,70 +538,327 @@ static void pump_finish(struct pump *p)
     }
     p->finishing = true;
     drop_user(p);
-    if (channel_finish(&p->ch, &wire) == 0 && send_buf(p, &wire, true) != 0) {
+    detach_rpeer(p); /* raft's next send dials a new connection */
+    if (channel_finish(&p->ch, &wire) == 0 && send_buf(p, &wire) != 0) {
         pump_hard_close(p);
         return;
     }
     channel_buf_free(&wire);
-    p->tcp_sreq.data = p->pipe_sreq.data = p;
-    if (uv_shutdown(&p->tcp_sreq, (uv_stream_t *)&p->tcp, shutdown_cb) == 0)
-        p->shutdowns++;
-    if (p->pipe_open) {
-        uv_read_stop((uv_stream_t *)&p->pipe);
-        if (uv_shutdown(&p->pipe_sreq, (uv_stream_t *)&p->pipe,
-                        shutdown_cb) == 0)
-            p->shutdowns++;
-    }
-    if (p->shutdowns == 0) {
+    p->sreq.data = p;
+    if (uv_shutdown(&p->sreq, (uv_stream_t *)&p->tcp, shutdown_cb) != 0) {
         pump_hard_close(p);
         return;
     }
     uv_timer_start(&p->timer, deadline_cb, CLOSE_GRACE_MS, 0);
 }
 
-/* --- established: the socketpair ---------------------------------------- */
+/* --- raft's messages ------------------------------------------------------ */
 
-/* Makes the socketpair: ours in p->pipe, read from at once; the other end
- * in *fd, the caller's. 0 or a negative errno (*fd then -1). */
-static int make_pair(struct pump *p, int *fd)
+static void later_cb(uv_timer_t *t)
 {
-    int fds[2], rv;
-    *fd = -1;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
-        return -errno;
-    uv_pipe_init(p->tr->loop, &p->pipe, 0);
-    p->pipe.data = p;
-    p->pipe_open = true;
-    p->handles++;
-    if ((rv = uv_pipe_open(&p->pipe, fds[1])) != 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return rv;
+    flush_failed(t->data);
+}
+
+/* Completes the failed sends: raft's callbacks, from the loop. */
+static void flush_failed(struct tr *tr)
+{
+    struct rsend *rs;
+    while ((rs = tr->failed)) {
+        tr->failed = rs->next;
+        rs->cb(rs->req, rs->status);
+        free(rs->buf);
+        free(rs);
     }
-    /* fds[1] is p->pipe's now: closed with it. */
-    if ((rv = uv_read_start((uv_stream_t *)&p->pipe, alloc_cb,
-                            pipe_read_cb)) != 0) {
-        close(fds[0]);
-        return rv;
+    tr->failed_tail = NULL;
+}
+
+/* rs completes with status from the loop (never inside raft's send()). */
+static void fail_later(struct tr *tr, struct rsend *rs, int status)
+{
+    rs->status = tr->closing ? RAFT_CANCELED : status;
+    rs->next = NULL;
+    if (tr->failed_tail)
+        tr->failed_tail->next = rs;
+    else
+        tr->failed = rs;
+    tr->failed_tail = rs;
+    if (tr->later_open && !tr->closing)
+        uv_timer_start(&tr->later, later_cb, 0, 0);
+}
+
+static void raft_write_cb(uv_write_t *w, int status)
+{
+    struct rsend *rs = w->data;
+    struct pump *p = rs->p;
+    p->tcp_pending -= rs->len;
+    rs->cb(rs->req, status == 0 ? 0
+                    : p->tr->closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
+    free(rs->buf);
+    free(rs);
+    if (status != 0 && !p->closing) {
+        log_info("peer %s %s: write: %s: connection closed", p->peer,
+                 p->site, uv_strerror(status));
+        pump_hard_close(p);
     }
-    *fd = fds[0];
+}
+
+/* Seals the record plain[0..len) (borrowed) on p's established channel
+ * and writes it; rs completes from the write callback (or fails later). */
+static void write_record(struct pump *p, struct rsend *rs, const void *plain,
+                         size_t len)
+{
+    struct channel_buf wire = {0};
+    if (p->tcp_pending > RAFT_PENDING_MAX) {
+        fail_later(p->tr, rs, RAFT_NOCONNECTION);
+        return;
+    }
+    if (channel_send(&p->ch, plain, len, &wire) != 0) {
+        channel_buf_free(&wire);
+        fail_later(p->tr, rs, RAFT_NOCONNECTION);
+        log_error("peer %s %s: cannot seal: closed", p->peer, p->site);
+        pump_hard_close(p);
+        return;
+    }
+    free(rs->buf);
+    rs->buf = wire.base;
+    rs->len = wire.len;
+    rs->p = p;
+    rs->w.data = rs;
+    uv_buf_t ub = uv_buf_init((char *)rs->buf, (unsigned)rs->len);
+    int rv = uv_write(&rs->w, (uv_stream_t *)&p->tcp, &ub, 1, raft_write_cb);
+    if (rv != 0) {
+        fail_later(p->tr, rs, RAFT_NOCONNECTION);
+        log_info("peer %s %s: write: %s: connection closed", p->peer,
+                 p->site, uv_strerror(rv));
+        pump_hard_close(p);
+        return;
+    }
+    p->tcp_pending += rs->len;
+}
+
+/* The pump stops carrying its peer's sends (closing, or finishing): the
+ * ones still queued fail, and after a connection that never came up the
+ * peer is not redialled for RAFT_RETRY_MS. */
+static void detach_rpeer(struct pump *p)
+{
+    struct rpeer *rp = p->rpeer;
+    struct rsend *rs;
+    if (!rp)
+        return;
+    p->rpeer = NULL;
+    rp->p = NULL;
+    if (!channel_established(&p->ch))
+        rp->retry_ms = uv_now(p->tr->loop) + RAFT_RETRY_MS;
+    while ((rs = rp->queue)) {
+        rp->queue = rs->next;
+        fail_later(p->tr, rs, RAFT_NOCONNECTION);
+    }
+    rp->queue_tail = NULL;
+    rp->queued = 0;
+}
+
+/* The outgoing connection came up: the queued records go out in order. */
+static void flush_queue(struct pump *p)
+{
+    struct rpeer *rp = p->rpeer;
+    struct rsend *rs;
+    while (rp && (rs = rp->queue)) {
+        rp->queue = rs->next;
+        rp->queued--;
+        write_record(p, rs, rs->buf, rs->len);
+        rp = p->rpeer; /* NULL if that write closed p */
+    }
+    if (rp)
+        rp->queue_tail = NULL;
+}
+
+static struct rpeer *rpeer_get(struct tr *tr, raft_id id, const char *address)
+{
+    struct rpeer *rp;
+    for (rp = tr->rpeers; rp; rp = rp->next)
+        if (rp->id == id)
+            break;
+    if (!rp) {
+        if (!(rp = calloc(1, sizeof *rp)))
+            return NULL;
+        rp->id = id;
+        rp->next = tr->rpeers;
+        tr->rpeers = rp;
+    }
+    if (strcmp(rp->address, address) != 0) { /* moved: a new connection */
+        if (rp->p)
+            pump_finish(rp->p); /* detaches it from rp */
+        snprintf(rp->address, sizeof rp->address, "%s", address);
+        rp->retry_ms = 0;
+    }
+    return rp;
+}
+
+static struct pump *dial(struct tr *tr, const char *site, const char *address,
+                         const uint8_t *keys[2], unsigned nkeys,
+                         enum channel_purpose purpose);
+
+/* Starts rp's outgoing connection unless a recent one failed. */
+static void dial_rpeer(struct tr *tr, struct rpeer *rp)
+{
+    char site[CHANNEL_NAME_MAX];
+    const uint8_t *keys[2];
+    unsigned nkeys;
+    uint64_t now = uv_now(tr->loop);
+    if (now < rp->retry_ms)
+        return;
+    rp->retry_ms = now + RAFT_RETRY_MS; /* until it fails or succeeds */
+    nkeys = keys_of_id(tr, rp->id, site, sizeof site, keys);
+    if (nkeys == 0) {
+        log_debug("raft id %llu at %s: no accepted key for it (site record "
+                  "or peer-keys): not dialled", (unsigned long long)rp->id,
+                  rp->address);
+        return;
+    }
+    if ((rp->p = dial(tr, site, rp->address, keys, nkeys, CHANNEL_RAFT)))
+        rp->p->rpeer = rp;
+}
+
+/* Grows tr->scratch to n bytes. */
+static uint8_t *scratch(struct tr *tr, size_t n)
+{
+    if (n > tr->scratch_cap) {
+        uint8_t *b = realloc(tr->scratch, n);
+        if (!b)
+            return NULL;
+        tr->scratch = b;
+        tr->scratch_cap = n;
+    }
+    return tr->scratch;
+}
+
+int transport_send(struct raft_uv_transport *t, struct raft_io_send *req,
+                   const struct raft_message *m, raft_io_send_cb cb)
+{
+    struct tr *tr = t->impl;
+    struct rpeer *rp;
+    struct rsend *rs;
+    size_t n = proto_raftmsg_size(m);
+    uint8_t *plain;
+    req->cb = cb;
+    if (!(rs = calloc(1, sizeof *rs)))
+        return RAFT_NOMEM;
+    rs->tr = tr;
+    rs->req = req;
+    rs->cb = cb;
+    if (n == 0 || strlen(m->server_address) >= sizeof rp->address) {
+        log_error("raft message of type %d to %llu: cannot encode: dropped",
+                  (int)m->type, (unsigned long long)m->server_id);
+        fail_later(tr, rs, RAFT_INVALID);
+        return 0;
+    }
+    if (tr->closing || !(rp = rpeer_get(tr, m->server_id, m->server_address))) {
+        fail_later(tr, rs, RAFT_NOCONNECTION);
+        return 0;
+    }
+    if (rp->p && channel_established(&rp->p->ch)) {
+        if (!(plain = scratch(tr, n))) {
+            fail_later(tr, rs, RAFT_NOMEM);
+            return 0;
+        }
+        proto_raftmsg_write(m, plain);
+        write_record(rp->p, rs, plain, n);
+        return 0;
+    }
+    if (!rp->p)
+        dial_rpeer(tr, rp);
+    if (!rp->p || !(rs->buf = malloc(n))) {
+        fail_later(tr, rs, RAFT_NOCONNECTION);
+        return 0;
+    }
+    proto_raftmsg_write(m, rs->buf);
+    rs->len = n;
+    if (rp->queue_tail)
+        rp->queue_tail->next = rs;
+    else
+        rp->queue = rs;
+    rp->queue_tail = rs;
+    if (++rp->queued > RAFT_QUEUE_MAX) { /* the oldest is the stalest */
+        struct rsend *old = rp->queue;
+        rp->queue = old->next;
+        rp->queued--;
+        fail_later(tr, old, RAFT_NOCONNECTION);
+    }
     return 0;
 }
 
-/* Raft's end of the socketpair: a uv_pipe_t from raft_malloc in
- * p->raft_end (raft uv_close()s and raft_free()s it once handed over).
- * Takes fd. 0 or a negative errno. */
-static int raft_end(struct pump *p, int fd)
+void transport_set_recv(struct raft_uv_transport *t, struct raft_io *io,
+                        raft_io_recv_cb recv)
 {
-    int rv;
-    if (!(p->raft_end = raft_malloc(sizeof *p->raft_end))) {
-        close(fd);
-        return -ENOMEM;
+    struct tr *tr = t->impl;
+    tr->io = io;
+    tr->recv_cb = recv;
+}
+
+/* Decodes one record body and hands it to raft as sent by p's site.
+ * 0, or a negative value if p must close (already logged). */
+static int deliver(struct pump *p, const uint8_t *body, size_t len)
+{
+    struct tr *tr = p->tr;
+    struct raft_message m;
+    char why[160];
+    if (proto_raftmsg_decode(body, len, &m, why, sizeof why) != 0) {
+        log_warn("peer %s %s: %s: connection closed", p->peer, p->site, why);
+        return -EPROTO;
     }
-    uv_pipe_init(p->tr->loop, p->raft_end, 0);
-    if ((rv = uv_pipe_open(p->raft_end, fd)) != 0)
-        close(fd);
-    return rv;
+    if (!tr->recv_cb || tr->closing) {
+        proto_raftmsg_free(&m);
+        return 0;
+    }
+    m.server_id = consensus_site_id(p->site);
+    m.server_address = p->ch.peer_addr;
+    tr->recv_cb(tr->io, &m); /* raft owns what m carries now */
+    return 0;
+}
+
+/* Feeds decrypted bytes of an incoming raft connection: every complete
+ * record goes to raft at once, an incomplete one waits in p->rx. 0 or a
+ * negative value if p must close. */
+static int raft_records(struct pump *p, const uint8_t *in, size_t len)
+{
+    const uint8_t *at = in;
+    size_t left = len;
+    uint32_t n;
+    if (p->rx.len) { /* complete the waiting record first */
+        if (channel_buf_reserve(&p->rx, len) != 0)
+            return -ENOMEM;
+        memcpy(p->rx.base + p->rx.len, in, len);
+        p->rx.len += len;
+        at = p->rx.base;
+        left = p->rx.len;
+    }
+    while (left >= PROTO_RAFTMSG_HEAD && !p->closing) {
+        if (proto_raftmsg_peek(at, &n) != 0) {
+            log_warn("peer %s %s: raft record of %u bytes: connection "
+                     "closed", p->peer, p->site, n);
+            return -EMSGSIZE;
+        }
+        if (left - PROTO_RAFTMSG_HEAD < n)
+            break;
+        if (deliver(p, at + PROTO_RAFTMSG_HEAD, n) != 0)
+            return -EPROTO;
+        at += PROTO_RAFTMSG_HEAD + n;
+        left -= PROTO_RAFTMSG_HEAD + n;
+    }
+    if (p->closing)
+        return 0;
+    if (at != p->rx.base || !p->rx.len) { /* keep the rest, if any */
+        if (p->rx.len) {
+            memmove(p->rx.base, at, left);
+            p->rx.len = left;
+        } else if (left) {
+            if (channel_buf_reserve(&p->rx, left) != 0)
+                return -ENOMEM;
+            memcpy(p->rx.base, at, left);
+            p->rx.len = left;
+        }
+    }
+    return 0;
 }
 
 /* An authenticated site gets TRANSPORT_CONN_PER_SITE incoming raft
@@ -662,29 +907,8 @@ static void hand_over_chan(struct pump *p)
         pump_finish(p);
 }
 
-/* Hands the established connection's socketpair end to raft (accept or
- * connect callback). 0 or a negative errno (p then closes). */
-static int hand_over(struct pump *p, int fd)
-{
-    struct tr *tr = p->tr;
-    int rv;
-    if ((rv = raft_end(p, fd)) != 0)
-        return rv;
-    uv_stream_t *s = (uv_stream_t *)p->raft_end;
-    p->raft_end = NULL; /* raft's from now on */
-    if (p->incoming) {
-        tr->accept_cb(tr->t, consensus_site_id(p->site), p->ch.peer_addr, s);
-    } else {
-        struct raft_uv_connect *req = p->req;
-        p->req = NULL;
-        p->cb(req, s, 0);
-    }
-    return 0;
-}
-
 static int on_established(struct pump *p)
 {
-    int rv, fd;
     uv_timer_stop(&p->timer);
     uncount(p);
     if (p->incoming) {
@@ -694,15 +918,10 @@ static int on_established(struct pump *p)
     }
     log_debug("peer %s: %s %s authenticated (%s)", p->peer,
               p->incoming ? "from" : "to", p->site, purpose_name(p->purpose));
-    if (p->purpose == CHANNEL_FORWARD) {
+    if (p->purpose == CHANNEL_FORWARD)
         hand_over_chan(p);
-        return 0;
-    }
-    if ((rv = make_pair(p, &fd)) != 0 || (rv = hand_over(p, fd)) != 0) {
-        log_error("peer %s %s: socketpair: %s", p->peer, p->site,
-                  uv_strerror(rv));
-        return rv;
-    }
+    else if (!p->incoming)
+        flush_queue(p);
     return 0;
 }
 
@@ -742,19 +961,29 @@ static void tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     was_open = channel_established(&p->ch);
     rv = channel_recv(&p->ch, buf->base, (size_t)nread, &wire, &plain);
-    if (send_buf(p, &wire, true) != 0 && rv == 0)
+    if (send_buf(p, &wire) != 0 && rv == 0)
         rv = -EIO;
     if (rv == 0 && !was_open && channel_established(&p->ch) &&
         on_established(p) != 0)
         rv = -EIO;
-    if (rv == 0 && plain.len && !p->finishing) {
+    if (rv == 0 && plain.len && !p->finishing && !p->closing) {
         if (p->user) /* a forwarding channel: straight to its user */
             p->user->on_data(p->user, (const char *)plain.base, plain.len);
-        else if (p->pipe_open && send_buf(p, &plain, false) != 0)
-            rv = -EIO;
+        else if (p->purpose == CHANNEL_RAFT && p->incoming &&
+                 raft_records(p, plain.base, plain.len) != 0)
+            rv = -EPROTO; /* logged */
+        else if (p->purpose == CHANNEL_RAFT && !p->incoming)
+            rv = -EPROTO; /* raft's connections are one-way */
     }
     channel_buf_free(&wire);
     channel_buf_free(&plain);
+    if (rv == -EPROTO && was_open) {
+        if (!p->incoming)
+            log_warn("peer %s %s: data on an outgoing raft connection: "
+                     "closed", p->peer, p->site);
+        pump_hard_close(p);
+        return;
+    }
     if (rv != 0) {
         if (rv == -EIO)
             log_error("peer %s %s: cannot pump: closed", p->peer, p->site);
@@ -768,24 +997,6 @@ static void tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (channel_peer_done(&p->ch))
         pump_finish(p);
-}
-
-static void pipe_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    struct pump *p = s->data;
-    struct channel_buf wire = {0};
-    if (p->closing || p->finishing || nread == 0)
-        return;
-    if (nread < 0) { /* raft closed its end */
-        pump_finish(p);
-        return;
-    }
-    if (channel_send(&p->ch, buf->base, (size_t)nread, &wire) != 0 ||
-        send_buf(p, &wire, true) != 0) {
-        channel_buf_free(&wire);
-        log_error("peer %s %s: cannot send: closed", p->peer, p->site);
-        pump_hard_close(p);
-    }
 }
 
 /* --- outgoing ------------------------------------------------------------ */
@@ -807,7 +1018,7 @@ static void connect_cb(uv_connect_t *creq, int status)
     uv_tcp_nodelay(&p->tcp, 1);
     if (uv_tcp_getpeername(&p->tcp, (struct sockaddr *)&ss, &len) == 0)
         name_peer(p, &ss);
-    if (channel_start(&p->ch, &wire) != 0 || send_buf(p, &wire, true) != 0 ||
+    if (channel_start(&p->ch, &wire) != 0 || send_buf(p, &wire) != 0 ||
         uv_read_start((uv_stream_t *)&p->tcp, alloc_cb, tcp_read_cb) != 0) {
         channel_buf_free(&wire);
         pump_hard_close(p);
@@ -850,28 +1061,18 @@ static struct pump *dial(struct tr *tr, const char *site, const char *address,
     return p;
 }
 
+/* raft_uv dials only from its own send(), which consensus.c replaces with
+ * transport_send(): nothing calls this. */
 static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
                       raft_id id, const char *address, raft_uv_connect_cb cb)
 {
-    struct tr *tr = t->impl;
-    char site[CHANNEL_NAME_MAX];
-    const uint8_t *keys[2];
-    unsigned nkeys = keys_of_id(tr, id, site, sizeof site, keys);
-    struct pump *p;
-    if (tr->closing)
-        return RAFT_CANCELED;
-    if (nkeys == 0) {
-        log_debug("raft id %llu at %s: no accepted key for it (site record "
-                  "or peer-keys): not dialled", (unsigned long long)id,
-                  address);
-        return RAFT_NOCONNECTION;
-    }
-    if (!(p = dial(tr, site, address, keys, nkeys, CHANNEL_RAFT)))
-        return RAFT_NOCONNECTION;
-    p->req = req;
-    p->cb = cb;
-    p->id = id;
-    return 0;
+    (void)t;
+    (void)req;
+    (void)cb;
+    log_error("raft id %llu at %s: raft_uv asked for a stream: not "
+              "supported by the secure transport", (unsigned long long)id,
+              address);
+    return RAFT_NOCONNECTION;
 }
 
 /* --- incoming ------------------------------------------------------------ */
@@ -930,7 +1131,7 @@ static int tr_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
                  "not IP:PORT", tr->address);
         return RAFT_INVALID;
     }
-    tr->accept_cb = cb;
+    (void)cb; /* raft's messages reach it through transport_set_recv() */
     if ((rv = uv_tcp_bind(&tr->listener, (struct sockaddr *)&ss, 0)) != 0 ||
         (rv = uv_listen((uv_stream_t *)&tr->listener, 128, listen_cb)) != 0) {
         snprintf(t->errmsg, sizeof t->errmsg, "listen on %s: %s",
@@ -952,12 +1153,17 @@ static int tr_init(struct raft_uv_transport *t, raft_id id,
     }
     tr->id = id;
     snprintf(tr->address, sizeof tr->address, "%s", address);
-    /* The listener handle exists from here on, so that tr_close() always
-     * completes asynchronously, through its close callback. */
+    /* The handles exist from here on, so that tr_close() always completes
+     * asynchronously, through their close callbacks. */
     if (!tr->listening) {
         uv_tcp_init(tr->loop, &tr->listener);
         tr->listener.data = tr;
         tr->listening = true;
+    }
+    if (!tr->later_open) {
+        uv_timer_init(tr->loop, &tr->later);
+        tr->later.data = tr;
+        tr->later_open = true;
     }
     return 0;
 }
@@ -969,6 +1175,13 @@ static void listener_close_cb(uv_handle_t *h)
     maybe_closed(tr);
 }
 
+static void later_close_cb(uv_handle_t *h)
+{
+    struct tr *tr = h->data;
+    tr->later_open = false;
+    maybe_closed(tr);
+}
+
 static void tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 {
     struct tr *tr = t->impl;
@@ -976,15 +1189,17 @@ static void tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
     tr->close_cb = cb;
     if (tr->listening)
         uv_close((uv_handle_t *)&tr->listener, listener_close_cb);
+    if (tr->later_open)
+        uv_close((uv_handle_t *)&tr->later, later_close_cb);
     for (struct pump *p = tr->pumps, *next; p; p = next) {
         next = p->next;
-        /* A clean end for the peers; raft closed (or will close) its
-         * ends already, so nothing of ours waits to be flushed. */
+        /* A clean end for the peers (raft is closing: what it sent last
+         * may be cut off, as with raft_uv). */
         if (channel_established(&p->ch) && !p->ch.final_sent &&
             !p->closing) {
             struct channel_buf wire = {0};
             if (channel_finish(&p->ch, &wire) == 0)
-                send_buf(p, &wire, true);
+                send_buf(p, &wire);
             channel_buf_free(&wire);
         }
         pump_hard_close(p);
@@ -1112,28 +1327,6 @@ void transport_link_cancel(struct transport_link *l)
     pump_hard_close(p);
 }
 
-void transport_push(struct raft_uv_transport *t)
-{
-    struct tr *tr = t->impl;
-    if (t->close != tr_close || !tr)
-        return;
-    for (struct pump *p = tr->pumps; p; p = p->next) {
-        uv_os_fd_t fd;
-        ssize_t n;
-        if (p->incoming || p->purpose != CHANNEL_RAFT || !p->pipe_open ||
-            p->closing || p->finishing || p->pipe_paused ||
-            uv_fileno((uv_handle_t *)&p->pipe, &fd) != 0)
-            continue;
-        do
-            n = read(fd, tr->rbuf, sizeof tr->rbuf);
-        while (n < 0 && errno == EINTR);
-        if (n <= 0)
-            continue; /* nothing, or EOF/errors: left to libuv's read */
-        uv_buf_t b = uv_buf_init(tr->rbuf, (unsigned)n);
-        pipe_read_cb((uv_stream_t *)&p->pipe, n, &b);
-    }
-}
-
 void transport_chan_attach(struct transport_chan *ch,
                            struct transport_chan_user *u)
 {
@@ -1149,7 +1342,7 @@ int transport_chan_write(struct transport_chan *ch, const void *buf,
     if (p->closing || p->finishing)
         return -EPIPE;
     if ((rv = channel_send(&p->ch, buf, len, &wire)) != 0 ||
-        (rv = send_buf(p, &wire, true)) != 0) {
+        (rv = send_buf(p, &wire)) != 0) {
         channel_buf_free(&wire);
         log_error("peer %s %s: cannot send: closed", p->peer, p->site);
         pump_hard_close(p);
@@ -1211,6 +1404,12 @@ void transport_close(struct raft_uv_transport *t)
         return;
     }
     tr = t->impl;
+    while (tr->rpeers) { /* their sends all completed (tr_close) */
+        struct rpeer *rp = tr->rpeers;
+        tr->rpeers = rp->next;
+        free(rp);
+    }
+    free(tr->scratch);
     keys_wipe(&tr->self);
     free(tr);
     t->impl = NULL;

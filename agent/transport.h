@@ -4,11 +4,13 @@
  *
  * With cfg->key_path set, every raft connection is a TCP connection that
  * runs the agent/channel.h handshake (only sites pinned in cfg->peer_keys
- * are accepted, their raft id taken from their key) and then carries raft's
- * bytes in encrypted frames; raft itself reads and writes one end of a
- * socketpair that transport.c pumps (see transport.c). Forwarded client
- * requests between agents use the same channel (purpose CHANNEL_FORWARD,
- * below). Without a key,
+ * are accepted, their raft id taken from their key) and then carries
+ * raft's messages, encoded by proto/raftmsg.h, in encrypted frames. Raft
+ * hands them over through raft_io's send() and gets them through its
+ * receive callback: consensus.c routes both here (transport_send,
+ * transport_set_recv) instead of letting raft_uv use a stream. Forwarded
+ * client requests between agents use the same channel (purpose
+ * CHANNEL_FORWARD, below). Without a key,
  * stock raft_uv_tcp, with a warning: peer traffic is then neither
  * authenticated nor encrypted.
  */
@@ -144,11 +146,23 @@ typedef void (*transport_serve_fn)(void *data, struct transport_chan *ch,
 void transport_set_serve(struct raft_uv_transport *t, transport_serve_fn fn,
                          void *data);
 
-/* Seals at once what raft just wrote on its outgoing connections (call
- * right after raft_apply(): the AppendEntries it wrote would otherwise
- * wait for the next loop turn to reach the pump). No-op on the plain
- * transport. */
-void transport_push(struct raft_uv_transport *t);
+/* --- raft's messages (secure transport only) -------------------------- */
+
+/* raft_io's send(): encodes m, seals it and writes it on the connection to
+ * m->server_id (dialling it at m->server_address if needed). Returns 0, or
+ * RAFT_NOMEM (nothing sent, cb will not fire); otherwise cb fires exactly
+ * once, from the loop, never inside this call: 0 once written,
+ * RAFT_NOCONNECTION (peer unreachable, its key unknown, too much
+ * unwritten), RAFT_CANCELED (transport closing). m is only read during the
+ * call. */
+int transport_send(struct raft_uv_transport *t, struct raft_io_send *req,
+                   const struct raft_message *m, raft_io_send_cb cb);
+
+/* Where received messages go: raft's receive callback, from raft_io's
+ * start(); io is passed back to it. Each message's sender is the
+ * authenticated site's raft id and signed address. */
+void transport_set_recv(struct raft_uv_transport *t, struct raft_io *io,
+                        raft_io_recv_cb recv);
 
 /* True for the secure transport (this agent has a key). */
 bool transport_secure(const struct raft_uv_transport *t);
