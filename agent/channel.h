@@ -18,7 +18,8 @@
  * change it, and the responder refuses a purpose it does not know (and
  * may refuse a known one for a key: the allow callback sees it). The
  * other reserved bytes must be zero. Version 2 added the purpose (version
- * 1 had zero there and carried raft only).
+ * 1 had zero there and carried raft only); version 3 carries raft's
+ * messages as proto/raftmsg.h records instead of raft_uv's stream.
  *
  * Transcript hash (BLAKE2b-256 chain): h0 = H(label, version, cluster id),
  * h1 = H(h0 | msg1), h2 = H(h1 | first 72 bytes of msg2). R signs
@@ -66,7 +67,7 @@
 
 #include "keys.h"
 
-#define CHANNEL_VERSION 2
+#define CHANNEL_VERSION 3
 #define CHANNEL_MSG1_BYTES 136
 #define CHANNEL_MSG2_BYTES 160
 #define CHANNEL_MSG3_BYTES 88

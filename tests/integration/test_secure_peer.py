@@ -41,6 +41,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vc  # noqa: E402
 
+CHANNEL_VERSION = 3  # agent/channel.h
 DEADLINE_S = 5.0  # TRANSPORT_HANDSHAKE_MS
 PER_IP_CAP = 8    # TRANSPORT_UNAUTH_PER_IP
 
@@ -167,7 +168,7 @@ def check_secure_cluster(env):
                   5, "the garbage refusal with the peer's address")
     # Random bytes that start like a handshake: refused by size/signature.
     g = socket.create_connection((host, int(port)), timeout=5)
-    g.sendall(b"VCPC\x02\x00\x00\x00" + os.urandom(128))
+    g.sendall(b"VCPC" + bytes([CHANNEL_VERSION, 0, 0, 0]) + os.urandom(128))
     took = closed_after(g, 3)
     g.close()
     vc.check(took is not None, "random msg1 not refused")
@@ -430,7 +431,7 @@ def msg1(purpose, pk, addr=b"127.0.0.1:1"):
     """A handshake msg1 (agent/channel.h) with a random ephemeral key:
     enough for the responder's purpose and key checks, which come before
     any signature."""
-    return (b"VCPC" + bytes([2, purpose, 0, 0]) + os.urandom(32) + pk +
+    return (b"VCPC" + bytes([CHANNEL_VERSION, purpose, 0, 0]) + os.urandom(32) + pk +
             addr.ljust(64, b"\0"))
 
 
@@ -473,12 +474,12 @@ def site_channel(addr, key_path, cluster_id="itest", purpose=1):
         seed = base64.b64decode(f.read().strip()[len("vc1-private:"):])
     me = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
     eph = x25519.X25519PrivateKey.generate()
-    m1 = (b"VCPC" + bytes([2, purpose, 0, 0]) +
+    m1 = (b"VCPC" + bytes([CHANNEL_VERSION, purpose, 0, 0]) +
           eph.public_key().public_bytes(*raw) +
           me.public_key().public_bytes(*raw) + b"127.0.0.1:1".ljust(64, b"\0"))
     label = b"virtcloud peer channel\0"
     cid = cluster_id.encode()
-    h = hashlib.blake2b(label + bytes([2, len(cid)]) + cid,
+    h = hashlib.blake2b(label + bytes([CHANNEL_VERSION, len(cid)]) + cid,
                         digest_size=32).digest()
     h = hashlib.blake2b(h + m1, digest_size=32).digest()
     host, port = addr.rsplit(":", 1)
@@ -573,7 +574,7 @@ def check_forward_channel(env):
     vc.wait_until(lambda: "unknown channel purpose 7" in L.log_text(), 5,
                   "the unknown purpose refused in the log")
     got = handshake_reply(L.peer, msg1(1, site_pk))
-    vc.check(len(got) == 160 and got[:5] == b"VCPC\x02",
+    vc.check(len(got) == 160 and got[:5] == b"VCPC" + bytes([CHANNEL_VERSION]),
              "a site's forward msg1 not answered with msg2: %r", got[:8])
     check_forward_cap(c, L, F, keys)
     forward_creates(c, f, "fwd-after")
