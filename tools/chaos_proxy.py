@@ -24,6 +24,12 @@ Raft ids come from site names the way the agent makes them (64-bit
 FNV-1a, top bit cleared; agent/consensus.c consensus_site_id()). A
 connection whose id matches no front's site is forwarded as is.
 
+Agents with keys speak the secure peer channel instead (agent/channel.h):
+its first message (136 bytes, starting "VCPC") carries the dialler's own
+raft address in clear at bytes 72-135, which names the dialling site by
+its front's target. Every connection of the pair obeys the pair's mode,
+whatever it carries (raft, forwarded requests).
+
 Control: one command per line on stdin, one answer line on stdout
 ("ok ..." or "err ..."):
 
@@ -43,6 +49,8 @@ import struct
 import sys
 
 HANDSHAKE_FIXED = 24  # protocol, id, address length: 3 x uint64 LE
+CHANNEL_MSG1 = 136    # the secure channel's first message
+CHANNEL_ADDR = slice(72, 136)  # the dialler's address, NUL-padded
 MODES = ("ok", "drop", "blackhole", "delay")
 
 
@@ -87,6 +95,13 @@ class Proxy:
         self.ids[site_id(name)] = name
         return "127.0.0.1:%d" % srv.sockets[0].getsockname()[1]
 
+    def by_target(self, addr):
+        """The site whose front forwards to addr (bytes), or "?"."""
+        for name, (_, target) in self.fronts.items():
+            if target.encode() == addr:
+                return name
+        return "?"
+
     async def serve(self, dst, host, port, reader, writer):
         try:
             head = await asyncio.wait_for(reader.readexactly(HANDSHAKE_FIXED),
@@ -94,7 +109,17 @@ class Proxy:
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, OSError):
             writer.close()
             return
-        src = self.ids.get(struct.unpack("<Q", head[8:16])[0], "?")
+        if head[:4] == b"VCPC":
+            try:
+                head += await asyncio.wait_for(
+                    reader.readexactly(CHANNEL_MSG1 - HANDSHAKE_FIXED), 10)
+            except (asyncio.IncompleteReadError, asyncio.TimeoutError,
+                    OSError):
+                writer.close()
+                return
+            src = self.by_target(head[CHANNEL_ADDR].rstrip(b"\0"))
+        else:
+            src = self.ids.get(struct.unpack("<Q", head[8:16])[0], "?")
         p = self.pair(src, dst)
         if p.mode == "drop":
             p.refused += 1

@@ -16,7 +16,8 @@ sending the same request id again, and history.py checks the history
 
     chaos.py AGENT CLI [--seconds N] [--seed S] [--clients N]
 
-VC_CHAOS_SECONDS and VC_CHAOS_SEED do the same as the flags. The seed
+VC_CHAOS_SECONDS and VC_CHAOS_SEED do the same as the flags; VC_SECURE=1
+gives every agent a key (raft over the encrypted transport). The seed
 drives the workload and the nemesis (process timing is not
 deterministic, so a replay repeats the same schedule, not the same
 interleaving). VC_KEEP=1 keeps the temp dir; the history is written there
@@ -258,6 +259,8 @@ def start_cluster(env, dir, args):
         # Snapshots often, so that a full disk bites in a short run.
         d.extra += ["--snapshot-threshold", "256",
                     "--snapshot-trailing", "2048"]
+    if os.environ.get("VC_SECURE") == "1":
+        c.secure()  # keys: raft over the encrypted transport, via the proxy
     for a in c.agents:
         a.start()
     wait_ready(c, 90)
