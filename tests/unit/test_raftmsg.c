@@ -177,12 +177,22 @@ static void refuse_at(const uint8_t *body, size_t len, const char *file,
     char err[256];
     long live = heap.live;
     int rv = decode(body, len, &m, err, sizeof err);
-    if (rv != VC_EMALFORMED)
+    if (rv == 0)
+        proto_raftmsg_free(&m);
+    if (rv != VC_EMALFORMED) {
+        print_error("%zu bytes: decode returned %d, not VC_EMALFORMED\n",
+                    len, rv);
         _fail(file, line);
-    if (err[0] == '\0' || strchr(err, '\n'))
+    }
+    if (err[0] == '\0' || strchr(err, '\n')) {
+        print_error("%zu bytes: refused without a one-line message\n", len);
         _fail(file, line);
-    if (!all_zero(&m, sizeof m) || heap.live != live)
+    }
+    if (!all_zero(&m, sizeof m) || heap.live != live) {
+        print_error("%zu bytes: refused, message or allocations left\n",
+                    len);
         _fail(file, line);
+    }
 }
 
 /* Little-endian patches of an encoded body. */
