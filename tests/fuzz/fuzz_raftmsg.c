@@ -109,8 +109,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Canonical: the encoder writes back exactly the input. */
     size_t len = proto_raftmsg_size(&m);
     FUZZ_CHECK(len == PROTO_RAFTMSG_HEAD + size,
-               "type %d: %zu-byte body re-encodes to a %zu-byte record",
-               (int)m.type, size, len);
+               "type %d: %zu-byte body re-encodes to %zu bytes%s",
+               (int)m.type, size, len ? len - PROTO_RAFTMSG_HEAD : 0,
+               len ? "" : " (size 0: cannot be encoded)");
     uint8_t *out = malloc(len);
     FUZZ_CHECK(out != NULL, "oom");
     proto_raftmsg_write(&m, out);
