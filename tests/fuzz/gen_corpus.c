@@ -1,10 +1,12 @@
 /* Writes the seed corpora of the fuzz targets: valid encodings of every
  * format, made with the real encoders.
  *
- *   fuzz-gen-corpus OUTDIR      (e.g. tests/fuzz/corpus)
+ *   fuzz-gen-corpus OUTDIR [GENERATOR...]   (e.g. tests/fuzz/corpus)
  *
  * Writes OUTDIR/<target>/<name> for the targets batch, results, request,
- * response, snapshot, config and watch. Deterministic: running it again
+ * response, snapshot, config, watch and raftmsg; with GENERATOR names
+ * (batch - which also writes results -, request, response, snapshot,
+ * config, watch, raftmsg) only those. Deterministic: running it again
  * rewrites the same bytes, so the committed corpus only changes when a
  * format does. Crash regressions (crash-*) in the corpus are not touched.
  */
@@ -20,6 +22,7 @@
 #include "fuzz_state.h"
 #include "proto/cmd.h"
 #include "proto/frame.h"
+#include "proto/raftmsg.h"
 #include "proto/watch.h"
 #include "tests/sim/gen.h"
 
@@ -412,10 +415,105 @@ static void watches(void)
     watch_put("insync", &w, false);
 }
 
+/* --- raft messages on the peer channel ---------------------------------- */
+
+/* Writes m's record body (without the length prefix). */
+static void raftmsg(const char *name, const struct raft_message *m)
+{
+    size_t n = proto_raftmsg_size(m);
+    FUZZ_CHECK(n > PROTO_RAFTMSG_HEAD, "raftmsg/%s", name);
+    uint8_t *rec = malloc(n);
+    FUZZ_CHECK(rec != NULL, "oom");
+    proto_raftmsg_write(m, rec);
+    put("raftmsg", name, rec + PROTO_RAFTMSG_HEAD, n - PROTO_RAFTMSG_HEAD);
+    free(rec);
+}
+
+static void raftmsgs(void)
+{
+    static uint8_t data[700];
+    static struct raft_entry e[5];
+    static struct raft_server servers[3] = {
+        {1, "10.0.0.1:7000", RAFT_VOTER},
+        {2, "[fd00::2]:7000", RAFT_STANDBY},
+        {3, "s3", RAFT_SPARE},
+    };
+    static const size_t lens[] = {40, 0, 120, 1, 16};
+    struct raft_message m;
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 7 + 3);
+
+    memset(&m, 0, sizeof m);
+    m.type = RAFT_REQUEST_VOTE;
+    m.request_vote = (struct raft_request_vote){2, 7, 1, 120, 6, true, false};
+    raftmsg("request-vote", &m);
+    m.request_vote.disrupt_leader = false;
+    m.request_vote.pre_vote = true;
+    raftmsg("pre-vote", &m);
+
+    memset(&m, 0, sizeof m);
+    m.type = RAFT_REQUEST_VOTE_RESULT;
+    m.request_vote_result =
+        (struct raft_request_vote_result){2, 7, true, true, 1, 0x1234};
+    raftmsg("vote-result", &m);
+
+    memset(&m, 0, sizeof m);
+    m.type = RAFT_APPEND_ENTRIES;
+    m.append_entries = (struct raft_append_entries){0, 7, 119, 6, 118,
+                                                    NULL, 0};
+    raftmsg("heartbeat", &m);
+    for (unsigned i = 0; i < 5; i++) {
+        e[i].term = 6 + i / 3;
+        e[i].type = (enum raft_entry_type)(RAFT_COMMAND + i % 3);
+        e[i].buf.base = data + 100 * i;
+        e[i].buf.len = lens[i];
+    }
+    m.append_entries.entries = e;
+    m.append_entries.n_entries = 1;
+    raftmsg("append-1", &m);
+    m.append_entries.n_entries = 5;
+    raftmsg("append-5", &m);
+
+    memset(&m, 0, sizeof m);
+    m.type = RAFT_APPEND_ENTRIES_RESULT;
+    m.append_entries_result =
+        (struct raft_append_entries_result){1, 7, 0, 124, 1, 0x100};
+    raftmsg("append-result", &m);
+    m.append_entries_result.rejected = 120;
+    raftmsg("append-rejected", &m);
+
+    memset(&m, 0, sizeof m);
+    m.type = RAFT_INSTALL_SNAPSHOT;
+    m.install_snapshot.term = 7;
+    m.install_snapshot.last_index = 4096;
+    m.install_snapshot.last_term = 6;
+    m.install_snapshot.conf.servers = servers;
+    m.install_snapshot.conf.n = 3;
+    m.install_snapshot.conf_index = 4000;
+    m.install_snapshot.data.base = data;
+    m.install_snapshot.data.len = sizeof data;
+    raftmsg("snapshot", &m);
+    m.install_snapshot.data.len = 0;
+    raftmsg("snapshot-empty", &m);
+
+    memset(&m, 0, sizeof m);
+    m.type = RAFT_TIMEOUT_NOW;
+    m.timeout_now = (struct raft_timeout_now){1, 7, 124, 7};
+    raftmsg("timeout-now", &m);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s OUTDIR\n", argv[0]);
+    static const struct {
+        const char *name;
+        void (*gen)(void);
+    } gens[] = {{"batch", batches},     {"request", requests},
+                {"response", responses}, {"snapshot", snapshots},
+                {"config", configs},     {"watch", watches},
+                {"raftmsg", raftmsgs}};
+    const size_t ngens = sizeof gens / sizeof gens[0];
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s OUTDIR [GENERATOR...]\n", argv[0]);
         return 2;
     }
     outdir = argv[1];
@@ -423,11 +521,21 @@ int main(int argc, char **argv)
         perror(outdir);
         return 1;
     }
-    batches();
-    requests();
-    responses();
-    snapshots();
-    configs();
-    watches();
+    for (int i = 2; i < argc; i++) {
+        size_t k = 0;
+        while (k < ngens && strcmp(argv[i], gens[k].name) != 0)
+            k++;
+        if (k == ngens) {
+            fprintf(stderr, "%s: unknown generator %s\n", argv[0], argv[i]);
+            return 2;
+        }
+    }
+    for (size_t k = 0; k < ngens; k++) {
+        bool run = argc == 2;
+        for (int i = 2; i < argc && !run; i++)
+            run = strcmp(argv[i], gens[k].name) == 0;
+        if (run)
+            gens[k].gen();
+    }
     return 0;
 }
