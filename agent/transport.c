@@ -927,6 +927,18 @@ static int on_established(struct pump *p)
 
 /* --- reading ------------------------------------------------------------- */
 
+/* Decrypted bytes on a raft connection: records from the site if it
+ * dialled us; nothing at all on ours (raft's connections are one-way).
+ * 0, or a negative value (logged) if p must close. */
+static int raft_data(struct pump *p, const uint8_t *in, size_t len)
+{
+    if (p->incoming)
+        return raft_records(p, in, len);
+    log_warn("peer %s %s: data on an outgoing raft connection: closed",
+             p->peer, p->site);
+    return -EPROTO;
+}
+
 static void on_tcp_eof(struct pump *p)
 {
     bool was_open = channel_established(&p->ch);
@@ -945,7 +957,7 @@ static void tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct pump *p = s->data;
     struct channel_buf wire = {0}, plain = {0};
-    bool was_open;
+    bool was_open, bad_data = false;
     int rv;
     if (p->closing || nread == 0)
         return;
@@ -969,18 +981,12 @@ static void tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (rv == 0 && plain.len && !p->finishing && !p->closing) {
         if (p->user) /* a forwarding channel: straight to its user */
             p->user->on_data(p->user, (const char *)plain.base, plain.len);
-        else if (p->purpose == CHANNEL_RAFT && p->incoming &&
-                 raft_records(p, plain.base, plain.len) != 0)
-            rv = -EPROTO; /* logged */
-        else if (p->purpose == CHANNEL_RAFT && !p->incoming)
-            rv = -EPROTO; /* raft's connections are one-way */
+        else if (p->purpose == CHANNEL_RAFT)
+            bad_data = raft_data(p, plain.base, plain.len) != 0;
     }
     channel_buf_free(&wire);
     channel_buf_free(&plain);
-    if (rv == -EPROTO && was_open) {
-        if (!p->incoming)
-            log_warn("peer %s %s: data on an outgoing raft connection: "
-                     "closed", p->peer, p->site);
+    if (bad_data) { /* logged */
         pump_hard_close(p);
         return;
     }
