@@ -83,6 +83,8 @@ static size_t body_size(const struct raft_message *m)
         }
     } else if (m->type == RAFT_INSTALL_SNAPSHOT) {
         const struct raft_install_snapshot *s = &m->install_snapshot;
+        if (s->conf.n > PROTO_RAFTMSG_SERVERS_MAX)
+            return 0;
         for (unsigned i = 0; i < s->conf.n; i++) {
             size_t alen = strlen(s->conf.servers[i].address);
             if (alen > PROTO_RAFTMSG_ADDR_MAX)
@@ -369,7 +371,7 @@ static int decode_snapshot(struct in *in, struct raft_install_snapshot *s,
     raft_configuration_init(&s->conf);
     s->data.base = NULL;
     s->data.len = 0;
-    if (n > in->left / SERVER_HEAD)
+    if (n > PROTO_RAFTMSG_SERVERS_MAX || n > in->left / SERVER_HEAD)
         return bad(errmsg, errlen, "raft message: %u servers in %zu bytes",
                    n, in->left);
     for (unsigned i = 0; i < n; i++)

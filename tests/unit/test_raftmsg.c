@@ -208,6 +208,12 @@ static void le32(uint8_t *p, uint32_t v)
     le16(p + 2, (uint16_t)(v >> 16));
 }
 
+static void le64(uint8_t *p, uint64_t v)
+{
+    le32(p, (uint32_t)v);
+    le32(p + 4, (uint32_t)(v >> 32));
+}
+
 static uint32_t rd32(const uint8_t *p)
 {
     return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
@@ -868,6 +874,50 @@ static void bad_servers(void **state)
     free(rec);
 }
 
+/* PROTO_RAFTMSG_SERVERS_MAX servers decode; one more is refused before
+ * any is added (raft's duplicate check makes each add cost the count so
+ * far), and the encoder will not write it either. */
+static void server_cap(void **state)
+{
+    (void)state;
+    static struct raft_server many[PROTO_RAFTMSG_SERVERS_MAX + 1];
+    static char addrs[PROTO_RAFTMSG_SERVERS_MAX + 1][16];
+    for (unsigned i = 0; i <= PROTO_RAFTMSG_SERVERS_MAX; i++) {
+        snprintf(addrs[i], sizeof addrs[i], "s%u", i);
+        many[i] = (struct raft_server){i + 1, addrs[i], RAFT_VOTER};
+    }
+    struct raft_message m = install_snapshot(NULL, 0);
+    m.install_snapshot.conf.servers = many;
+    m.install_snapshot.conf.n = PROTO_RAFTMSG_SERVERS_MAX;
+    size_t n;
+    uint8_t *rec = encode(&m, &n);
+    struct raft_message out;
+    char err[256];
+    assert_int_equal(decode(rec + PROTO_RAFTMSG_HEAD, n - PROTO_RAFTMSG_HEAD,
+                            &out, err, sizeof err), 0);
+    assert_int_equal(out.install_snapshot.conf.n, PROTO_RAFTMSG_SERVERS_MAX);
+    proto_raftmsg_free(&out);
+
+    /* One more server appended by hand: count + 1, its bytes present. */
+    const char *extra = addrs[PROTO_RAFTMSG_SERVERS_MAX];
+    size_t blen = n - PROTO_RAFTMSG_HEAD, xlen = SERVER_HEAD + strlen(extra);
+    uint8_t *big = malloc(blen + xlen);
+    assert_non_null(big);
+    memcpy(big, rec + PROTO_RAFTMSG_HEAD, blen);
+    le64(big + blen, PROTO_RAFTMSG_SERVERS_MAX + 1);
+    big[blen + 8] = RAFT_VOTER;
+    le16(big + blen + 9, (uint16_t)strlen(extra));
+    memcpy(big + blen + SERVER_HEAD, extra, strlen(extra));
+    le32(big + OFF_N, PROTO_RAFTMSG_SERVERS_MAX + 1);
+    long before = heap.count;
+    refuse(big, blen + xlen);
+    assert_int_equal(heap.count, before); /* refused before allocating */
+    m.install_snapshot.conf.n = PROTO_RAFTMSG_SERVERS_MAX + 1;
+    assert_int_equal(proto_raftmsg_size(&m), 0);
+    free(big);
+    free(rec);
+}
+
 /* Every allocation of a decode, failed in turn: VC_ENOMEM, a message,
  * nothing left allocated. */
 static void out_of_memory(void **state)
@@ -937,6 +987,7 @@ int main(void)
         T(unknown_type_and_flags),
         T(bad_entries),
         T(bad_servers),
+        T(server_cap),
         T(out_of_memory),
         T(no_errmsg),
 #undef T
