@@ -16,16 +16,14 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include <sodium.h>
+
 #include "proto/err.h"
 #include "proto/raftmsg.h"
 
 static bool all_zero(const void *p, size_t n)
 {
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++)
-        if (b[i])
-            return false;
-    return true;
+    return sodium_is_zero(p, n);
 }
 
 static void check_peek(const uint8_t *data, size_t size)

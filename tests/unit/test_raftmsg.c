@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <raft.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,11 +161,7 @@ static void round_trip(const struct raft_message *m, struct raft_message *out)
 
 static bool all_zero(const void *p, size_t n)
 {
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++)
-        if (b[i])
-            return false;
-    return true;
+    return sodium_is_zero(p, n);
 }
 
 /* Asserts body[0..len) is refused as malformed with a message, leaving
