@@ -308,6 +308,43 @@ static void render_state(FILE *f, struct agent *a)
           a->nconns);
 }
 
+/* The secure transport's connections and raft traffic (absent on the
+ * plain transport, which keeps no counts). */
+static void render_peers(FILE *f, struct agent *a)
+{
+    static const char *purposes[] = {"raft", "forward"};
+    struct transport_stats st;
+    if (!transport_stats(&a->cons.transport, &st))
+        return;
+    family(f, "virtcloud_peer_connections", "gauge",
+           "Authenticated peer channels, by purpose and direction.");
+    for (int p = 0; p < 2; p++)
+        for (int in = 0; in < 2; in++)
+            fprintf(f, "virtcloud_peer_connections{purpose=\"%s\","
+                       "direction=\"%s\"} %u\n", purposes[p],
+                    in ? "in" : "out", st.conns[p][in]);
+    gauge(f, "virtcloud_peer_handshakes", "Peer connections still in the "
+          "handshake.", st.handshaking);
+    family(f, "virtcloud_peer_refused_total", "counter",
+           "Peer connections refused or timed out in the handshake "
+           "(unknown or wrong key, garbage, slow, over a cap).");
+    sample1(f, "virtcloud_peer_refused_total", NULL, NULL,
+            (double)st.refused);
+    family(f, "virtcloud_peer_errors_total", "counter",
+           "Authenticated peer channels closed on data that failed to "
+           "authenticate or decode.");
+    sample1(f, "virtcloud_peer_errors_total", NULL, NULL, (double)st.errors);
+    family(f, "virtcloud_raft_messages_total", "counter",
+           "Raft messages through the secure transport, by direction and "
+           "result.");
+    fprintf(f, "virtcloud_raft_messages_total{direction=\"out\",result="
+               "\"ok\"} %llu\n", (unsigned long long)st.raft_sent);
+    fprintf(f, "virtcloud_raft_messages_total{direction=\"out\",result="
+               "\"failed\"} %llu\n", (unsigned long long)st.raft_send_failed);
+    fprintf(f, "virtcloud_raft_messages_total{direction=\"in\",result="
+               "\"ok\"} %llu\n", (unsigned long long)st.raft_received);
+}
+
 static void hist_samples(FILE *f, const char *name, const char *labels,
                          const struct hist *h, const double *b, size_t nb)
 {
@@ -391,6 +428,7 @@ char *metrics_render(struct agent *a, size_t *len)
     render_raft_core(f, a, &st);
     render_members(f, a, &st);
     render_state(f, a);
+    render_peers(f, a);
     render_requests(f);
     render_reconcile(f);
     bool bad = ferror(f) != 0;

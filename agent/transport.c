@@ -137,6 +137,7 @@ struct tr {
     bool later_open;
     uint8_t *scratch; /* one encoded record at a time */
     size_t scratch_cap;
+    struct transport_stats stats; /* counters only: gauges are counted */
     transport_serve_fn serve; /* incoming forwarding connections */
     void *serve_data;
     struct pump *pumps;
@@ -194,6 +195,7 @@ static void refuse(struct tr *tr, struct pump *p, int err, const char *fmt,
                    ...)
 {
     struct refusal *slot = &tr->refusals[0];
+    tr->stats.refused++;
     uint64_t now = uv_now(tr->loop);
     /* Incoming: by address (source ports change); outgoing: by the site
      * dialled. Direction is part of the key: "<" in, ">" out. */
@@ -575,6 +577,7 @@ static void flush_failed(struct tr *tr)
 /* rs completes with status from the loop (never inside raft's send()). */
 static void fail_later(struct tr *tr, struct rsend *rs, int status)
 {
+    tr->stats.raft_send_failed++;
     rs->status = tr->closing ? RAFT_CANCELED : status;
     rs->next = NULL;
     if (tr->failed_tail)
@@ -591,6 +594,10 @@ static void raft_write_cb(uv_write_t *w, int status)
     struct rsend *rs = w->data;
     struct pump *p = rs->p;
     p->tcp_pending -= rs->len;
+    if (status == 0)
+        p->tr->stats.raft_sent++;
+    else
+        p->tr->stats.raft_send_failed++;
     rs->cb(rs->req, status == 0 ? 0
                     : p->tr->closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
     free(rs->buf);
@@ -810,6 +817,7 @@ static int deliver(struct pump *p, const uint8_t *body, size_t len)
         proto_raftmsg_free(&m);
         return 0;
     }
+    tr->stats.raft_received++;
     m.server_id = consensus_site_id(p->site);
     m.server_address = p->ch.peer_addr;
     tr->recv_cb(tr->io, &m); /* raft owns what m carries now */
@@ -987,16 +995,18 @@ static void tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     channel_buf_free(&wire);
     channel_buf_free(&plain);
     if (bad_data) { /* logged */
+        p->tr->stats.errors++;
         pump_hard_close(p);
         return;
     }
     if (rv != 0) {
         if (rv == -EIO)
             log_error("peer %s %s: cannot pump: closed", p->peer, p->site);
-        else if (was_open)
+        else if (was_open) {
+            p->tr->stats.errors++;
             log_warn("peer %s %s: %s: connection closed", p->peer, p->site,
                      channel_error(&p->ch));
-        else
+        } else
             refuse(p->tr, p, rv, "refused: %s", channel_error(&p->ch));
         pump_hard_close(p);
         return;
@@ -1367,6 +1377,25 @@ void transport_chan_close(struct transport_chan *ch)
     struct pump *p = (struct pump *)ch;
     p->user = NULL;
     pump_finish(p);
+}
+
+bool transport_stats(const struct raft_uv_transport *t,
+                     struct transport_stats *st)
+{
+    const struct tr *tr = t->impl;
+    memset(st, 0, sizeof *st);
+    if (t->close != tr_close)
+        return false;
+    *st = tr->stats;
+    for (const struct pump *p = tr->pumps; p; p = p->next) {
+        if (p->closing)
+            continue;
+        if (p->counted || (!channel_established(&p->ch) && !p->incoming))
+            st->handshaking++;
+        else if (channel_established(&p->ch) && p->purpose < 2)
+            st->conns[p->purpose][p->incoming]++;
+    }
+    return true;
 }
 
 /* Is the authenticated peer of p still accepted under its name? */

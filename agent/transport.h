@@ -20,6 +20,7 @@
 #include <raft/uv.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "config.h"
@@ -163,6 +164,19 @@ int transport_send(struct raft_uv_transport *t, struct raft_io_send *req,
  * authenticated site's raft id and signed address. */
 void transport_set_recv(struct raft_uv_transport *t, struct raft_io *io,
                         raft_io_recv_cb recv);
+
+/* Counters of the secure transport, for /metrics. */
+struct transport_stats {
+    unsigned conns[2][2]; /* established, [purpose: raft, forward][in] */
+    unsigned handshaking; /* connections still in the handshake */
+    uint64_t refused;     /* refused or timed out in the handshake */
+    uint64_t errors;      /* authenticated connections closed on bad data */
+    uint64_t raft_sent, raft_received, raft_send_failed;
+};
+
+/* Fills *st. Returns false (st zeroed) on the plain transport. */
+bool transport_stats(const struct raft_uv_transport *t,
+                     struct transport_stats *st);
 
 /* True for the secure transport (this agent has a key). */
 bool transport_secure(const struct raft_uv_transport *t);

@@ -39,6 +39,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import promtext  # noqa: E402
+import test_metrics  # noqa: E402
 import vc  # noqa: E402
 
 CHANNEL_VERSION = 3  # agent/channel.h
@@ -186,6 +188,7 @@ def check_secure_cluster(env):
 
     create(c, leader, "after-abuse")
     vc.check(all(a.running() for a in c.agents), "an agent died")
+    check_peer_metrics(c, target)
 
     # A follower killed (its connections end without a final frame) and
     # restarted: raft redials through new handshakes and it catches up.
@@ -205,6 +208,33 @@ def check_secure_cluster(env):
     for a in c.agents:
         rc = a.wait_exit(20)
         vc.check(rc == 0, "%s exited %r after SIGTERM", a.name, rc)
+
+
+def peer_metrics(agent):
+    """The secure transport's series of agent's /metrics, by name."""
+    fams = test_metrics.scrape(agent)
+    def v(name, **labels):
+        x = promtext.value(fams, name, **labels)
+        vc.check(x is not None, "%s: no %s%r in /metrics", agent.name, name,
+                 labels)
+        return x
+    return v
+
+
+def check_peer_metrics(c, abused):
+    """Every agent counts its raft channels both ways and the raft messages
+    through them; the agent abused above counts the refusals (loris,
+    garbage, random msg1, idle connections over the cap)."""
+    for a in c.agents:
+        v = peer_metrics(a)
+        for d in ("in", "out"):
+            vc.check(v("virtcloud_peer_connections", purpose="raft",
+                       direction=d) >= 1, "%s: no raft channel %s", a.name, d)
+            vc.check(v("virtcloud_raft_messages_total", direction=d,
+                       result="ok") > 0, "%s: no raft message %s", a.name, d)
+    v = peer_metrics(abused)
+    vc.check(v("virtcloud_peer_refused_total") >= 6, "%s counted %r refused "
+             "connections", abused.name, v("virtcloud_peer_refused_total"))
 
 
 def check_wrong_key(env):
@@ -382,6 +412,10 @@ def check_tampering(env):
         vc.log("%s: %s", mode, line.split(": ", 1)[1][:150])
         create(c, c.wait_leader(), "mitm%d" % (k + 1))
     c.wait_converged()
+    errors = sum(peer_metrics(a)("virtcloud_peer_errors_total")
+                 for a in c.agents)
+    vc.check(errors >= 2, "flipped and replayed frames counted as %r "
+             "peer errors", errors)
 
 
 # --- forwarding over the channel -------------------------------------------
