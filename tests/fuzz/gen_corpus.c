@@ -85,6 +85,27 @@ static void entry(struct fsm *f, const char *name, struct proto_cmd *cmds,
     mp_buf_close(&b);
 }
 
+/* n key, role and invite commands (gen_type() never draws them), each
+ * made against f and applied to it, so that they mostly meet what the
+ * earlier ones made: keys rotated and revoked, roles rebound, invites. */
+static void auth_cmds(struct fsm *f, struct rng *r, struct proto_cmd *cmds,
+                      size_t n)
+{
+    /* More additions than removals, so that some of everything stays. */
+    static const int types[] = {
+        PROTO_CMD_SITE_KEY,   PROTO_CMD_SITE_KEY,      PROTO_CMD_ROLE_ADD,
+        PROTO_CMD_ROLE_ADD,   PROTO_CMD_ROLE_ADD,      PROTO_CMD_ROLE_REMOVE,
+        PROTO_CMD_INVITE_ADD, PROTO_CMD_INVITE_ADD,    PROTO_CMD_INVITE_ADD,
+        PROTO_CMD_INVITE_REMOVE};
+    struct proto_result res;
+    for (size_t i = 0; i < n; i++) {
+        gen_cmd(r, f, types[rng_below(r, sizeof types / sizeof types[0])],
+                &cmds[i]);
+        stamp(&cmds[i], r, (unsigned)i);
+        FUZZ_CHECK(fsm_apply(f, &cmds[i], &res) == 0, "apply");
+    }
+}
+
 static void batches(void)
 {
     static struct proto_cmd cmds[64];
@@ -111,6 +132,16 @@ static void batches(void)
         entry(&f, name, cmds, n);
     }
     fsm_close(&f);
+    /* On the baseline state, as the batch target applies it. */
+    struct fsm g;
+    r.s = 20;
+    FUZZ_CHECK(fsm_init(&f) == 0 && fsm_init(&g) == 0, "init");
+    fuzz_baseline(&f);
+    fuzz_baseline(&g);
+    auth_cmds(&g, &r, cmds, 48);
+    entry(&f, "auth", cmds, 48);
+    fsm_close(&f);
+    fsm_close(&g);
 }
 
 /* --- client frames ----------------------------------------------------- */
@@ -132,6 +163,8 @@ static void requests(void)
     struct rng r = {7};
     char name[64];
     for (int t = 1; t <= PROTO_CMD_TYPE_MAX; t++) {
+        if (!proto_cmd_name(t))
+            continue; /* a reserved number */
         memset(&req, 0, sizeof req);
         req.seq = (uint32_t)t;
         req.op = PROTO_OP_SUBMIT;
@@ -268,6 +301,17 @@ static void snapshots(void)
     snap("empty", &f);
     fuzz_baseline(&f);
     snap("baseline", &f);
+    {
+        /* Keys, roles, invites and revoked keys (after the baseline). */
+        static struct proto_cmd cmds[200];
+        struct fsm g;
+        struct rng ra = {20};
+        FUZZ_CHECK(fsm_init(&g) == 0, "init");
+        fuzz_baseline(&g);
+        auth_cmds(&g, &ra, cmds, 200);
+        snap("auth", &g);
+        fsm_close(&g);
+    }
     for (int k = 1; k <= 400; k++) {
         gen_cmd(&r, &f, gen_type(&r), &c);
         stamp(&c, &r, (unsigned)k);

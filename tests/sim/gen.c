@@ -36,6 +36,23 @@ static const char *const addrs[] = {"", "10.0.0.1:7000", "10.0.0.2:7000",
                                     "[fd00::3]:7000"};
 static const char *const owners[] = {"alice", "bob", "ci-bot"};
 static const uint64_t leases[] = {1000, 5000, 30000, 600000};
+/* Role binding names (role-add, role-remove). */
+static const char *const role_names[] = {"alice", "bob", "ci-bot", "sched-1",
+                                         "ops"};
+/* Invites are for sites that do not exist yet: mostly names outside the
+ * simulated set, sometimes one of s0-s5 (refused if it exists). */
+static const char *const invite_sites[] = {"s6", "s7", "s8"};
+/* Ed25519 public keys (site-key, role-add) and invite token hashes: 32
+ * bytes each. A few, so keys collide (a key already bound, a revoked key,
+ * an unchanged key). */
+static const char keys[][PROTO_KEY_BYTES + 1] = {
+    "key-0:0123456789abcdef0123456789", "key-1:0123456789abcdef0123456789",
+    "key-2:0123456789abcdef0123456789", "key-3:0123456789abcdef0123456789",
+    "key-4:0123456789abcdef0123456789", "key-5:0123456789abcdef0123456789",
+    "key-6:0123456789abcdef0123456789", "key-7:0123456789abcdef0123456789"};
+static const char hashes[][PROTO_KEY_BYTES + 1] = {
+    "hash-0:123456789abcdef0123456789", "hash-1:123456789abcdef0123456789",
+    "hash-2:123456789abcdef0123456789"};
 
 #define N(a) (sizeof(a) / sizeof(a)[0])
 #define PICK(r, a) (a)[rng_below((r), N(a))]
@@ -101,6 +118,99 @@ static const char *slot_site(struct rng *r, const struct fsm *ref,
         return site_name(
             r, ref->sites[c->slots[rng_below(r, c->nslots)].site].name);
     return PICK(r, gen_site_names);
+}
+
+/* The static copy of name in table a of n entries, NULL if not there. */
+static const char *static_name(const char *const *a, size_t n,
+                               const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(name, a[i]) == 0)
+            return a[i];
+    return NULL;
+}
+
+static struct mp_str key_str(const char *k)
+{
+    return (struct mp_str){k, PROTO_KEY_BYTES};
+}
+
+/* A key from the table, sometimes the one given (when it is in it). */
+static struct mp_str some_key(struct rng *r, const uint8_t *have)
+{
+    if (have && rng_pct(r, 30))
+        for (size_t i = 0; i < N(keys); i++)
+            if (memcmp(keys[i], have, PROTO_KEY_BYTES) == 0)
+                return key_str(keys[i]);
+    return key_str(PICK(r, keys));
+}
+
+/* A site that exists in ref (usually), else any of s0-s5. */
+static const char *some_site(struct rng *r, const struct fsm *ref)
+{
+    if (ref && rng_pct(r, 85)) {
+        for (int tries = 0; tries < 32; tries++) {
+            const char *n = PICK(r, gen_site_names);
+            if (fsm_site_find(ref, n))
+                return n;
+        }
+    }
+    return PICK(r, gen_site_names);
+}
+
+/* site-key: a new, the current or a colliding key for a site; ok is the
+ * overlap flag (keep the current key as the old one). */
+static void gen_site_key(struct rng *r, const struct fsm *ref,
+                         struct proto_cmd *c)
+{
+    const char *site = some_site(r, ref);
+    const struct fsm_site *s = ref ? fsm_site_find(ref, site) : NULL;
+    c->name = mp_cstr(site);
+    c->key = some_key(r, s && s->has_key ? s->key : NULL);
+    c->ok = rng_pct(r, 50);
+}
+
+/* A name that has a role binding in ref (usually), else any. */
+static const char *some_role(struct rng *r, const struct fsm *ref)
+{
+    if (ref && ref->auth.nroles && rng_pct(r, 85)) {
+        const char *n = static_name(
+            role_names, N(role_names),
+            ref->auth.roles[rng_below(r, ref->auth.nroles)].name);
+        if (n)
+            return n;
+    }
+    return PICK(r, role_names);
+}
+
+/* invite-add: mostly for a site that does not exist in ref. */
+static void gen_invite(struct rng *r, const struct fsm *ref,
+                       struct proto_cmd *c)
+{
+    const char *site = PICK(r, invite_sites);
+    if (rng_pct(r, 20)) {
+        site = PICK(r, gen_site_names);
+        if (ref && fsm_site_find(ref, site) && rng_pct(r, 70))
+            site = PICK(r, invite_sites);
+    }
+    c->name = mp_cstr(site);
+    c->hash = key_str(PICK(r, hashes));
+    c->lease_ms = PICK(r, leases);
+}
+
+/* A site with an outstanding invite in ref (usually), else any. */
+static const char *some_invite(struct rng *r, const struct fsm *ref)
+{
+    if (ref && ref->auth.ninvites && rng_pct(r, 85)) {
+        const char *site =
+            ref->auth.invites[rng_below(r, ref->auth.ninvites)].site;
+        const char *n = static_name(invite_sites, N(invite_sites), site);
+        if (!n)
+            n = static_name(gen_site_names, GEN_SITES, site);
+        if (n)
+            return n;
+    }
+    return PICK(r, invite_sites);
 }
 
 static void gen_site(struct rng *r, struct proto_cmd *c)
@@ -213,6 +323,23 @@ void gen_cmd(struct rng *r, const struct fsm *ref, int type,
     case PROTO_CMD_CLUSTER_ROLLBACK:
         c->name = mp_cstr(some_cluster(r, ref));
         c->lease_ms = PICK(r, leases);
+        break;
+    case PROTO_CMD_SITE_KEY:
+        gen_site_key(r, ref, c);
+        break;
+    case PROTO_CMD_ROLE_ADD:
+        c->name = mp_cstr(PICK(r, role_names));
+        c->key = some_key(r, NULL);
+        c->role = (uint8_t)rng_below(r, ROLE_ADMIN + 1);
+        break;
+    case PROTO_CMD_ROLE_REMOVE:
+        c->name = mp_cstr(some_role(r, ref));
+        break;
+    case PROTO_CMD_INVITE_ADD:
+        gen_invite(r, ref, c);
+        break;
+    case PROTO_CMD_INVITE_REMOVE:
+        c->name = mp_cstr(some_invite(r, ref));
         break;
     }
 }

@@ -34,7 +34,9 @@ extern const char *const gen_site_names[GEN_SITES];
 extern const char *const gen_host_names[GEN_HOSTS];
 extern const char *const gen_cluster_names[GEN_CLUSTERS];
 
-/* A command type drawn with weights that favour cluster operations. */
+/* A command type drawn with weights that favour cluster operations. Never
+ * cluster-rollback (the leader's own) nor the key, role and invite types
+ * (20-24): giving them weight would change the run of every seed. */
 int gen_type(struct rng *r);
 
 /* Fills cmd with a random command of type that passes proto_cmd_validate(),

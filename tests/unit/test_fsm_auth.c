@@ -211,6 +211,92 @@ static void snapshot_round_trip(void **state)
     tfsm_free(t);
 }
 
+static bool has_invite(const struct fsm *f, struct mp_str site)
+{
+    for (uint32_t i = 0; i < f->auth.ninvites; i++)
+        if (mp_str_eq(site, f->auth.invites[i].site))
+            return true;
+    return false;
+}
+
+/* The generator's key, role and invite commands (tests/sim/gen.c, used
+ * by the fuzz corpus): valid, mostly about what exists (sites to re-key,
+ * bindings and invites to remove) or, for invites, about sites that do
+ * not exist yet; applied in a row they reach states that snapshot and
+ * restore. */
+static void generated_commands(void **state)
+{
+    struct tfsm *t = tfsm_new();
+    struct rng r = {1};
+    struct proto_cmd c;
+    struct fsm g;
+    struct mp_buf a, b;
+    char err[256];
+    unsigned ok[PROTO_CMD_TYPE_MAX + 1] = {0}, n[PROTO_CMD_TYPE_MAX + 1] = {0};
+    unsigned meets[PROTO_CMD_TYPE_MAX + 1] = {0};
+    (void)state;
+    for (int i = 0; i < 500; i++) { /* without a state: valid only */
+        gen_cmd(&r, NULL, PROTO_CMD_SITE_KEY + i % 5, &c);
+        assert_int_equal(proto_cmd_validate(&c, err, sizeof err), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(t_site_add(t, gen_site_names[i], "100-199", true),
+                         0);
+    for (int i = 0; i < 3000; i++) {
+        int type = PROTO_CMD_SITE_KEY + (int)rng_below(&r, 5);
+        char name[VC_NAME_MAX + 1];
+        bool meet = false, counts = true;
+        gen_cmd(&r, &t->f, type, &c);
+        assert_int_equal(proto_cmd_validate(&c, err, sizeof err), 0);
+        mp_str_copy(c.name, name, sizeof name);
+        switch (type) {
+        case PROTO_CMD_SITE_KEY:
+            meet = fsm_site_find(&t->f, name) != NULL;
+            break;
+        case PROTO_CMD_INVITE_ADD:
+            meet = fsm_site_find(&t->f, name) == NULL;
+            break;
+        case PROTO_CMD_ROLE_REMOVE:
+            counts = t->f.auth.nroles > 0;
+            meet = fsm_auth_role_by_name(&t->f, name) != NULL;
+            break;
+        case PROTO_CMD_INVITE_REMOVE:
+            counts = t->f.auth.ninvites > 0;
+            meet = has_invite(&t->f, c.name);
+            break;
+        default: /* role-add: any name, new or rebound */
+            counts = false;
+            break;
+        }
+        if (counts) {
+            n[type]++;
+            meets[type] += meet;
+        }
+        t->now += 1000;
+        ok[type] += t_run(t, &c) == 0;
+        check_invariants(&t->f);
+    }
+    for (int type = PROTO_CMD_SITE_KEY; type <= PROTO_CMD_INVITE_REMOVE;
+         type++) {
+        print_message("%s: %u of %u met, %u applied\n", proto_cmd_name(type),
+                      meets[type], n[type], ok[type]);
+        assert_true(ok[type] > 0);
+        if (type != PROTO_CMD_ROLE_ADD)
+            assert_true(meets[type] * 10 >= n[type] * 8 && n[type] > 50);
+    }
+    /* Some of everything is left, or the last removals were too lucky. */
+    assert_true(t->f.auth.nrevoked > 0);
+    snap_take(&t->f, &a);
+    assert_int_equal(fsm_init(&g), 0);
+    assert_int_equal(fsm_restore(&g, a.data, a.len, err, sizeof err), 0);
+    snap_take(&g, &b);
+    assert_bufs_equal(&a, &b);
+    fsm_close(&g);
+    mp_buf_close(&a);
+    mp_buf_close(&b);
+    tfsm_free(t);
+}
+
 /* A version 1 snapshot (no keys, six parts) still restores. */
 static void snapshot_version_1_still_reads(void **state)
 {
@@ -346,6 +432,7 @@ int main(void)
         cmocka_unit_test(invites_are_single_use_and_expire),
         cmocka_unit_test(roles_bind_keys_to_names),
         cmocka_unit_test(snapshot_round_trip),
+        cmocka_unit_test(generated_commands),
         cmocka_unit_test(snapshot_version_1_still_reads),
         cmocka_unit_test(envelope_round_trip_and_prefixes),
         cmocka_unit_test(token_round_trip_and_truncation),
