@@ -3,12 +3,13 @@
  *
  *   vc-peer-probe --peer HOST:PORT --key KEYFILE --cluster-id ID
  *                 --expect vc1:... [--address ADDR] [--purpose raft|forward]
- *                 [--send HEX]... [--wait MS]
+ *                 [--pause MS] [--send HEX]... [--wait MS]
  *
  * Dials HOST:PORT, runs the handshake as the initiator with the site key in
  * KEYFILE, expecting the responder's pinned key, then seals each --send
- * (hex bytes: one channel_send() each, in order) and waits up to MS
- * milliseconds (default 1000) for the agent to close the connection.
+ * (hex bytes: one channel_send() each, in order; --pause MS sleeps before
+ * each send but the first, so that the agent reads them apart) and waits
+ * up to --wait MS (default 1000) for the agent to close the connection.
  * Prints one line: "closed after N ms" (EOF or reset, N counted from the
  * last send) or "open". Exit 0 once the handshake completed, 2 if it
  * failed (why on stderr), 1 on a usage or system error.
@@ -41,7 +42,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: vc-peer-probe --peer HOST:PORT --key KEYFILE "
                     "--cluster-id ID --expect vc1:... [--address ADDR] "
-                    "[--purpose raft|forward] [--send HEX]... [--wait MS]\n");
+                    "[--purpose raft|forward] [--pause MS] [--send HEX]... "
+                    "[--wait MS]\n");
     return 1;
 }
 
@@ -187,7 +189,7 @@ int main(int argc, char **argv)
     const char *address = "127.0.0.1:1";
     const char *sends[MAX_SENDS];
     unsigned nsends = 0;
-    long long wait_ms = 1000;
+    long long wait_ms = 1000, pause_ms = 0;
     enum channel_purpose purpose = CHANNEL_RAFT;
     struct keys_pair self;
     uint8_t pk[KEYS_PUBLIC_BYTES];
@@ -219,11 +221,14 @@ int main(int argc, char **argv)
             sends[nsends++] = v;
         else if (strcmp(argv[i], "--wait") == 0)
             wait_ms = atoll(v);
+        else if (strcmp(argv[i], "--pause") == 0)
+            pause_ms = atoll(v);
         else
             return usage();
         i++;
     }
-    if (!peer || !key || !cid || !expect || wait_ms < 0)
+    if (!peer || !key || !cid || !expect || wait_ms < 0 || pause_ms < 0 ||
+        pause_ms > 60000)
         return usage();
     if (keys_init() != 0)
         return 1;
@@ -255,6 +260,10 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < nsends && !closed; i++) {
         uint8_t *data;
         size_t len;
+        if (i && pause_ms) {
+            struct timespec ts = {pause_ms / 1000, pause_ms % 1000 * 1000000};
+            nanosleep(&ts, NULL);
+        }
         if (unhex(sends[i], &data, &len) != 0) {
             fprintf(stderr, "vc-peer-probe: --send %s: not hex\n", sends[i]);
             rc = 1;

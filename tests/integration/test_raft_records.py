@@ -64,10 +64,12 @@ class Prober:
                      "--cluster-id", "itest", "--expect", keys[L.name][1],
                      "--address", F.peer, "--purpose", "raft"]
 
-    def run(self, sends, wait_ms=3000):
-        """Sends each bytes object of sends as one channel_send(); returns
-        the close time in ms, or None if the connection stayed open."""
-        argv = list(self.base) + ["--wait", str(wait_ms)]
+    def run(self, sends, wait_ms=3000, pause_ms=0):
+        """Sends each bytes object of sends as one channel_send() (pause_ms
+        apart); returns the close time in ms, or None if the connection
+        stayed open."""
+        argv = list(self.base) + ["--wait", str(wait_ms), "--pause",
+                                  str(pause_ms)]
         for s in sends:
             argv += ["--send", s.hex()]
         p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
@@ -91,9 +93,9 @@ def leading(c, li, term=None):
     return st
 
 
-def expect_closed(probe, L, sends, marks, what):
+def expect_closed(probe, L, sends, marks, what, pause_ms=0):
     before = [L.log_text().count(m) for m in marks]
-    took = probe.run(sends)
+    took = probe.run(sends, pause_ms=pause_ms)
     vc.check(took is not None and took < QUICK_MS,
              "%s: not closed within %d ms (%r)", what, QUICK_MS, took)
     for m, n in zip(marks, before):
@@ -138,11 +140,12 @@ def test(env):
                   "huge entry count")
     leading(c, li)
 
-    # (d) a stale pre-vote, split across two frames, then a whole one:
-    # decoded, handed to raft, rejected there; the connection stays open.
+    # (d) a stale pre-vote, split across two frames read apart (the first
+    # part waits in the pump's buffer), then a whole one: decoded, handed
+    # to raft, rejected there; the connection stays open.
     rv = record(request_vote(1, site_id(F.name), 1, 1))
     before = L.log_text().count("raft message:")
-    took = probe.run([rv[:7], rv[7:] + rv], wait_ms=1500)
+    took = probe.run([rv[:7], rv[7:] + rv], wait_ms=1500, pause_ms=300)
     vc.check(took is None, "a well-formed stale RequestVote closed the "
              "connection after %r ms", took)
     vc.check(L.log_text().count("raft message:") == before,
@@ -152,7 +155,8 @@ def test(env):
     # The same records then a bad one: parsed past the good ones.
     expect_closed(probe, L, [rv[:7], rv[7:] + rv,
                              record(bytes([0x09, 0x00]))],
-                  ["raft message: unknown type 9"], "good records then bad")
+                  ["raft message: unknown type 9"], "good records then bad",
+                  pause_ms=300)
 
     # After all of it: L still leads (same term) and the cluster commits.
     create(c, li, "after")
