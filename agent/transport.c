@@ -795,6 +795,22 @@ void transport_set_recv(struct raft_uv_transport *t, struct raft_io *io,
     tr->recv_cb = recv;
 }
 
+/* The address raft is to answer id at: the one we already send to it at
+ * (raft's configuration, through transport_send()) if any, else the one
+ * its site signed in the handshake. Answering at the signed one instead
+ * would move rpeer_get() to it and back on every exchange, closing the
+ * connection each time, whenever a site's own peer address differs from
+ * the configured one (a proxy, NAT, a wildcard bind); raft_uv keeps the
+ * first address it has for an id, too. */
+static const char *answer_address(struct tr *tr, raft_id id,
+                                  const char *signed_addr)
+{
+    for (struct rpeer *rp = tr->rpeers; rp; rp = rp->next)
+        if (rp->id == id && rp->address[0])
+            return rp->address;
+    return signed_addr;
+}
+
 /* Decodes one record body and hands it to raft as sent by p's site.
  * 0, or a negative value if p must close (already logged). */
 static int deliver(struct pump *p, const uint8_t *body, size_t len)
@@ -811,7 +827,7 @@ static int deliver(struct pump *p, const uint8_t *body, size_t len)
         return 0;
     }
     m.server_id = consensus_site_id(p->site);
-    m.server_address = p->ch.peer_addr;
+    m.server_address = answer_address(tr, m.server_id, p->ch.peer_addr);
     tr->recv_cb(tr->io, &m); /* raft owns what m carries now */
     return 0;
 }

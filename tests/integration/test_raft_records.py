@@ -17,11 +17,16 @@ c. an AppendEntries that announces 0xffffffff entries in a short body:
 d. a well-formed, stale RequestVote (term 1, pre_vote) split across two
    frames, then a complete one: the connection stays open and the
    leadership and term are unchanged; the same records followed by a bad
-   one on a new connection are parsed past (the bad one closes it).
+   one on a new connection are parsed past (the bad one closes it);
+e. that vote again, from F's key but with another address in the
+   handshake: L answers F where it already reaches F and dials nothing
+   at the claimed address.
 
 Before and after, the cluster commits creates and L runs and leads.
 """
 import os
+import select
+import socket
 import struct
 import subprocess
 import sys
@@ -64,12 +69,14 @@ class Prober:
                      "--cluster-id", "itest", "--expect", keys[L.name][1],
                      "--address", F.peer, "--purpose", "raft"]
 
-    def run(self, sends, wait_ms=3000, pause_ms=0):
+    def run(self, sends, wait_ms=3000, pause_ms=0, address=None):
         """Sends each bytes object of sends as one channel_send() (pause_ms
         apart); returns the close time in ms, or None if the connection
         stayed open."""
         argv = list(self.base) + ["--wait", str(wait_ms), "--pause",
                                   str(pause_ms)]
+        if address:
+            argv[argv.index("--address") + 1] = address
         for s in sends:
             argv += ["--send", s.hex()]
         p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
@@ -157,6 +164,23 @@ def test(env):
                              record(bytes([0x09, 0x00]))],
                   ["raft message: unknown type 9"], "good records then bad",
                   pause_ms=300)
+
+    # (e) the same vote from F's key, claiming another address in the
+    # handshake: raft's answer goes to F where L already reaches it, not to
+    # the claimed address (which would tear down L's connection to F).
+    decoy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    decoy.bind(("127.0.0.1", 0))
+    decoy.listen(4)
+    claimed = "127.0.0.1:%d" % decoy.getsockname()[1]
+    took = probe.run([rv], wait_ms=1500, address=claimed)
+    vc.check(took is None, "stale RequestVote (claimed address) closed "
+             "after %r ms", took)
+    dialled, _, _ = select.select([decoy], [], [], 2.0)
+    decoy.close()
+    vc.check(not dialled, "%s dialled %s, the address claimed in a "
+             "handshake with %s's key, instead of %s", L.name, claimed,
+             F.name, F.peer)
+    leading(c, li, term)
 
     # After all of it: L still leads (same term) and the cluster commits.
     create(c, li, "after")
