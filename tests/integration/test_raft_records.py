@@ -20,7 +20,9 @@ d. a well-formed, stale RequestVote (term 1, pre_vote) split across two
    one on a new connection are parsed past (the bad one closes it);
 e. that vote again, from F's key but with another address in the
    handshake: L answers F where it already reaches F and dials nothing
-   at the claimed address.
+   at the claimed address;
+f. an InstallSnapshot and an AppendEntries (one entry) at L's own term,
+   as if F led it too: closed and logged, L alive and leading.
 
 Before and after, the cluster commits creates and L runs and leads.
 """
@@ -36,7 +38,7 @@ import vc  # noqa: E402
 from test_secure_peer import create, secure_cluster  # noqa: E402
 
 # enum raft_message_type (raft.h)
-APPEND_ENTRIES, REQUEST_VOTE = 1, 3
+APPEND_ENTRIES, REQUEST_VOTE, INSTALL_SNAPSHOT = 1, 3, 5
 PROTO_RAFTMSG_MAX = 256 << 20
 QUICK_MS = 2000  # "closed at once", with ASan on a shared machine
 
@@ -180,6 +182,26 @@ def test(env):
     vc.check(not dialled, "%s dialled %s, the address claimed in a "
              "handshake with %s's key, instead of %s", L.name, claimed,
              F.name, F.peer)
+    leading(c, li, term)
+
+    # (f) F claiming to lead L's own term: an InstallSnapshot, then an
+    # AppendEntries with one entry. Raft only asserts that this never
+    # happens; L must close the connection, not take it (libraft as
+    # packaged, without its assertions, double-frees the entries).
+    commit = c.status(li)["commit"]
+    snap = bytes([INSTALL_SNAPSHOT, 0]) + struct.pack(
+        "<QQQQI", term, commit + 100, term, commit + 100, 1) + struct.pack(
+        "<QBH", site_id(F.name), 1, len(F.peer)) + F.peer.encode() + b"data"
+    expect_closed(probe, L, [record(snap)],
+                  ["InstallSnapshot of term %d to this site, its leader" %
+                   term], "InstallSnapshot in L's term")
+    leading(c, li, term)
+    ae = bytes([APPEND_ENTRIES, 0]) + struct.pack(
+        "<QQQQI", term, commit, term, commit + 1, 1) + struct.pack(
+        "<QBI", term, 1, 4) + b"abcd"
+    expect_closed(probe, L, [record(ae)],
+                  ["AppendEntries of term %d to this site, its leader" %
+                   term], "AppendEntries in L's term")
     leading(c, li, term)
 
     # After all of it: L still leads (same term) and the cluster commits.
