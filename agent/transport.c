@@ -802,10 +802,48 @@ void transport_set_recv(struct raft_uv_transport *t, struct raft_io *io,
     tr->recv_cb = recv;
 }
 
+/* The address raft is to answer id at: the one we already send to it at
+ * (raft's configuration, through transport_send()) if any, else the one
+ * its site signed in the handshake. Answering at the signed one instead
+ * would move rpeer_get() to it and back on every exchange, closing the
+ * connection each time, whenever a site's own peer address differs from
+ * the configured one (a proxy, NAT, a wildcard bind); raft_uv keeps the
+ * first address it has for an id, too. */
+static const char *answer_address(struct tr *tr, raft_id id,
+                                  const char *signed_addr)
+{
+    for (struct rpeer *rp = tr->rpeers; rp; rp = rp->next)
+        if (rp->id == id && rp->address[0])
+            return rp->address;
+    return signed_addr;
+}
+
+/* The term of an AppendEntries or InstallSnapshot in m if it equals the
+ * term we lead, else 0. Raft cannot produce one (one leader per term), and
+ * libraft only asserts that it never arrives: with its assertions compiled
+ * out (NDEBUG, as packaged) a leader takes it down the follower path and
+ * corrupts its state (a double free of the entries' batch under ASan). */
+static raft_term second_leader(const struct tr *tr, const struct raft_message *m)
+{
+    struct raft *r = tr->io->data; /* raft_init() sets it */
+    raft_term term;
+    if (m->type == RAFT_APPEND_ENTRIES)
+        term = m->append_entries.term;
+    else if (m->type == RAFT_INSTALL_SNAPSHOT)
+        term = m->install_snapshot.term;
+    else
+        return 0;
+    return r && raft_state(r) == RAFT_LEADER &&
+                   raft_current_term(r) == term
+               ? term
+               : 0;
+}
+
 /* Decodes one record body and hands it to raft as sent by p's site.
  * 0, or a negative value if p must close (already logged). */
 static int deliver(struct pump *p, const uint8_t *body, size_t len)
 {
+    raft_term term;
     struct tr *tr = p->tr;
     struct raft_message m;
     char why[160];
@@ -817,9 +855,18 @@ static int deliver(struct pump *p, const uint8_t *body, size_t len)
         proto_raftmsg_free(&m);
         return 0;
     }
+    if ((term = second_leader(tr, &m)) != 0) {
+        log_warn("peer %s %s: raft message: %s of term %llu to this site, "
+                 "its leader: connection closed", p->peer, p->site,
+                 m.type == RAFT_APPEND_ENTRIES ? "AppendEntries"
+                                               : "InstallSnapshot",
+                 (unsigned long long)term);
+        proto_raftmsg_free(&m);
+        return -EPROTO;
+    }
     tr->stats.raft_received++;
     m.server_id = consensus_site_id(p->site);
-    m.server_address = p->ch.peer_addr;
+    m.server_address = answer_address(tr, m.server_id, p->ch.peer_addr);
     tr->recv_cb(tr->io, &m); /* raft owns what m carries now */
     return 0;
 }
