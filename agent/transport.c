@@ -96,7 +96,7 @@ struct rsend {
     raft_io_send_cb cb;
     uint8_t *buf; /* the encoded record while queued, then the frames */
     size_t len;
-    int status; /* on tr->failed */
+    int status; /* on tr->done */
     struct rsend *next;
 };
 
@@ -132,9 +132,9 @@ struct tr {
     struct raft_io *io;      /* raft's, once started: receives */
     raft_io_recv_cb recv_cb;
     struct rpeer *rpeers;
-    struct rsend *failed, *failed_tail; /* callbacks due from the loop */
-    uv_timer_t later;                   /* fires them */
-    bool later_open;
+    struct rsend *done, *done_tail; /* callbacks due from the loop */
+    uv_check_t check;               /* fires them after the poll phase */
+    bool check_open;
     uint8_t *scratch; /* one encoded record at a time */
     size_t scratch_cap;
     struct transport_stats stats; /* counters only: gauges are counted */
@@ -341,13 +341,13 @@ static unsigned keys_of_id(const struct tr *tr, raft_id id, char *site,
 
 /* --- pump life cycle ----------------------------------------------------- */
 
-static void flush_failed(struct tr *tr);
+static void flush_done(struct tr *tr);
 
 static void maybe_closed(struct tr *tr)
 {
-    if (tr->closing && !tr->listening && !tr->later_open && !tr->pumps &&
+    if (tr->closing && !tr->listening && !tr->check_open && !tr->pumps &&
         tr->close_cb) {
-        flush_failed(tr); /* the sends that failed while closing */
+        flush_done(tr); /* the sends that completed while closing */
         raft_uv_transport_close_cb cb = tr->close_cb;
         tr->close_cb = NULL;
         cb(tr->t);
@@ -463,31 +463,39 @@ static void write_cb(uv_write_t *w, int status)
     pump_hard_close(p);
 }
 
+/* Writes what the socket takes of buf[0..*len) at once, unless writes are
+ * queued already; what is left moves to the front, *len its length.
+ * 0 or a negative errno. */
+static int try_write(struct pump *p, uint8_t *buf, size_t *len)
+{
+    uv_stream_t *s = (uv_stream_t *)&p->tcp;
+    if (s->write_queue_size != 0)
+        return 0;
+    uv_buf_t ub = uv_buf_init((char *)buf, (unsigned)*len);
+    int n = uv_try_write(s, &ub, 1);
+    if (n == UV_EAGAIN)
+        return 0;
+    if (n < 0)
+        return n;
+    memmove(buf, buf + n, *len - (size_t)n);
+    *len -= (size_t)n;
+    return 0;
+}
+
 /* Writes the bytes of b (taking them over, b is emptied) to the peer.
  * Returns 0 or a negative errno (p then closes). */
 static int send_buf(struct pump *p, struct channel_buf *b)
 {
     struct wreq *wr;
     uv_stream_t *s = (uv_stream_t *)&p->tcp;
+    int rv;
     if (b->len == 0)
         return 0;
-    if (s->write_queue_size == 0) {
-        /* Usually the socket takes it all at once: no request, no
-         * callback in the next loop turn, no allocation kept. */
-        uv_buf_t ub = uv_buf_init((char *)b->base, (unsigned)b->len);
-        int n = uv_try_write(s, &ub, 1);
-        if (n < 0 && n != UV_EAGAIN) {
-            channel_buf_free(b);
-            return n;
-        }
-        if (n > 0 && (size_t)n == b->len) {
-            channel_buf_free(b); /* taken over and emptied, as below */
-            return 0;
-        }
-        if (n > 0) {
-            memmove(b->base, b->base + n, b->len - (size_t)n);
-            b->len -= (size_t)n;
-        }
+    /* Usually the socket takes it all at once: no request, no callback in
+     * the next loop turn, no allocation kept. */
+    if ((rv = try_write(p, b->base, &b->len)) != 0 || b->len == 0) {
+        channel_buf_free(b); /* taken over and emptied, as below */
+        return rv;
     }
     if (!(wr = malloc(sizeof *wr))) {
         channel_buf_free(b);
@@ -500,7 +508,7 @@ static int send_buf(struct pump *p, struct channel_buf *b)
     b->base = NULL;
     b->len = b->cap = 0;
     uv_buf_t ub = uv_buf_init((char *)wr->base, (unsigned)wr->len);
-    int rv = uv_write(&wr->req, s, &ub, 1, write_cb);
+    rv = uv_write(&wr->req, s, &ub, 1, write_cb);
     if (rv != 0) {
         free(wr->base);
         free(wr);
@@ -556,37 +564,48 @@ static void pump_finish(struct pump *p)
 
 /* --- raft's messages ------------------------------------------------------ */
 
-static void later_cb(uv_timer_t *t)
-{
-    flush_failed(t->data);
-}
-
-/* Completes the failed sends: raft's callbacks, from the loop. */
-static void flush_failed(struct tr *tr)
+/* Completes the sends done or failed so far: raft's callbacks. */
+static void flush_done(struct tr *tr)
 {
     struct rsend *rs;
-    while ((rs = tr->failed)) {
-        tr->failed = rs->next;
+    while ((rs = tr->done)) {
+        tr->done = rs->next;
         rs->cb(rs->req, rs->status);
         free(rs->buf);
         free(rs);
     }
-    tr->failed_tail = NULL;
+    tr->done_tail = NULL;
 }
 
-/* rs completes with status from the loop (never inside raft's send()). */
-static void fail_later(struct tr *tr, struct rsend *rs, int status)
+static void check_cb(uv_check_t *h)
 {
-    tr->stats.raft_send_failed++;
-    rs->status = tr->closing ? RAFT_CANCELED : status;
+    struct tr *tr = h->data;
+    uv_check_stop(h);
+    flush_done(tr);
+}
+
+/* rs completes with status (0: written) from the loop, right after its
+ * poll phase, never inside raft's send(). A uv_check costs no system
+ * call; raft's callback only releases the message's memory, so that it
+ * may wait for the next poll phase when the send came from a timer. */
+static void complete_later(struct tr *tr, struct rsend *rs, int status)
+{
+    if (status == 0) {
+        tr->stats.raft_sent++;
+    } else {
+        tr->stats.raft_send_failed++;
+        if (tr->closing)
+            status = RAFT_CANCELED;
+    }
+    rs->status = status;
     rs->next = NULL;
-    if (tr->failed_tail)
-        tr->failed_tail->next = rs;
+    if (tr->done_tail)
+        tr->done_tail->next = rs;
     else
-        tr->failed = rs;
-    tr->failed_tail = rs;
-    if (tr->later_open && !tr->closing)
-        uv_timer_start(&tr->later, later_cb, 0, 0);
+        tr->done = rs;
+    tr->done_tail = rs;
+    if (tr->check_open && !tr->closing)
+        uv_check_start(&tr->check, check_cb);
 }
 
 static void raft_write_cb(uv_write_t *w, int status)
@@ -594,14 +613,7 @@ static void raft_write_cb(uv_write_t *w, int status)
     struct rsend *rs = w->data;
     struct pump *p = rs->p;
     p->tcp_pending -= rs->len;
-    if (status == 0)
-        p->tr->stats.raft_sent++;
-    else
-        p->tr->stats.raft_send_failed++;
-    rs->cb(rs->req, status == 0 ? 0
-                    : p->tr->closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
-    free(rs->buf);
-    free(rs);
+    complete_later(p->tr, rs, status == 0 ? 0 : RAFT_NOCONNECTION);
     if (status != 0 && !p->closing) {
         log_info("peer %s %s: write: %s: connection closed", p->peer,
                  p->site, uv_strerror(status));
@@ -610,18 +622,18 @@ static void raft_write_cb(uv_write_t *w, int status)
 }
 
 /* Seals the record plain[0..len) (borrowed) on p's established channel
- * and writes it; rs completes from the write callback (or fails later). */
+ * and writes it; rs completes once the kernel has it all (or fails). */
 static void write_record(struct pump *p, struct rsend *rs, const void *plain,
                          size_t len)
 {
     struct channel_buf wire = {0};
     if (p->tcp_pending > RAFT_PENDING_MAX) {
-        fail_later(p->tr, rs, RAFT_NOCONNECTION);
+        complete_later(p->tr, rs, RAFT_NOCONNECTION);
         return;
     }
     if (channel_send(&p->ch, plain, len, &wire) != 0) {
         channel_buf_free(&wire);
-        fail_later(p->tr, rs, RAFT_NOCONNECTION);
+        complete_later(p->tr, rs, RAFT_NOCONNECTION);
         log_error("peer %s %s: cannot seal: closed", p->peer, p->site);
         pump_hard_close(p);
         return;
@@ -631,10 +643,21 @@ static void write_record(struct pump *p, struct rsend *rs, const void *plain,
     rs->len = wire.len;
     rs->p = p;
     rs->w.data = rs;
+    /* Usually the socket takes it all at once: no write request, whose
+     * completion would cost libuv an epoll_ctl() (it re-arms the watcher
+     * after every completed request). */
+    int rv = try_write(p, rs->buf, &rs->len);
+    if (rv == 0 && rs->len == 0) {
+        free(rs->buf);
+        rs->buf = NULL;
+        complete_later(p->tr, rs, 0);
+        return;
+    }
     uv_buf_t ub = uv_buf_init((char *)rs->buf, (unsigned)rs->len);
-    int rv = uv_write(&rs->w, (uv_stream_t *)&p->tcp, &ub, 1, raft_write_cb);
+    if (rv == 0)
+        rv = uv_write(&rs->w, (uv_stream_t *)&p->tcp, &ub, 1, raft_write_cb);
     if (rv != 0) {
-        fail_later(p->tr, rs, RAFT_NOCONNECTION);
+        complete_later(p->tr, rs, RAFT_NOCONNECTION);
         log_info("peer %s %s: write: %s: connection closed", p->peer,
                  p->site, uv_strerror(rv));
         pump_hard_close(p);
@@ -658,7 +681,7 @@ static void detach_rpeer(struct pump *p)
         rp->retry_ms = uv_now(p->tr->loop) + RAFT_RETRY_MS;
     while ((rs = rp->queue)) {
         rp->queue = rs->next;
-        fail_later(p->tr, rs, RAFT_NOCONNECTION);
+        complete_later(p->tr, rs, RAFT_NOCONNECTION);
     }
     rp->queue_tail = NULL;
     rp->queued = 0;
@@ -756,16 +779,16 @@ int transport_send(struct raft_uv_transport *t, struct raft_io_send *req,
     if (n == 0 || strlen(m->server_address) >= sizeof rp->address) {
         log_error("raft message of type %d to %llu: cannot encode: dropped",
                   (int)m->type, (unsigned long long)m->server_id);
-        fail_later(tr, rs, RAFT_INVALID);
+        complete_later(tr, rs, RAFT_INVALID);
         return 0;
     }
     if (tr->closing || !(rp = rpeer_get(tr, m->server_id, m->server_address))) {
-        fail_later(tr, rs, RAFT_NOCONNECTION);
+        complete_later(tr, rs, RAFT_NOCONNECTION);
         return 0;
     }
     if (rp->p && channel_established(&rp->p->ch)) {
         if (!(plain = scratch(tr, n))) {
-            fail_later(tr, rs, RAFT_NOMEM);
+            complete_later(tr, rs, RAFT_NOMEM);
             return 0;
         }
         proto_raftmsg_write(m, plain);
@@ -775,7 +798,7 @@ int transport_send(struct raft_uv_transport *t, struct raft_io_send *req,
     if (!rp->p)
         dial_rpeer(tr, rp);
     if (!rp->p || !(rs->buf = malloc(n))) {
-        fail_later(tr, rs, RAFT_NOCONNECTION);
+        complete_later(tr, rs, RAFT_NOCONNECTION);
         return 0;
     }
     proto_raftmsg_write(m, rs->buf);
@@ -789,7 +812,7 @@ int transport_send(struct raft_uv_transport *t, struct raft_io_send *req,
         struct rsend *old = rp->queue;
         rp->queue = old->next;
         rp->queued--;
-        fail_later(tr, old, RAFT_NOCONNECTION);
+        complete_later(tr, old, RAFT_NOCONNECTION);
     }
     return 0;
 }
@@ -1223,10 +1246,10 @@ static int tr_init(struct raft_uv_transport *t, raft_id id,
         tr->listener.data = tr;
         tr->listening = true;
     }
-    if (!tr->later_open) {
-        uv_timer_init(tr->loop, &tr->later);
-        tr->later.data = tr;
-        tr->later_open = true;
+    if (!tr->check_open) {
+        uv_check_init(tr->loop, &tr->check);
+        tr->check.data = tr;
+        tr->check_open = true;
     }
     return 0;
 }
@@ -1238,10 +1261,10 @@ static void listener_close_cb(uv_handle_t *h)
     maybe_closed(tr);
 }
 
-static void later_close_cb(uv_handle_t *h)
+static void check_close_cb(uv_handle_t *h)
 {
     struct tr *tr = h->data;
-    tr->later_open = false;
+    tr->check_open = false;
     maybe_closed(tr);
 }
 
@@ -1252,8 +1275,8 @@ static void tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
     tr->close_cb = cb;
     if (tr->listening)
         uv_close((uv_handle_t *)&tr->listener, listener_close_cb);
-    if (tr->later_open)
-        uv_close((uv_handle_t *)&tr->later, later_close_cb);
+    if (tr->check_open)
+        uv_close((uv_handle_t *)&tr->check, check_close_cb);
     for (struct pump *p = tr->pumps, *next; p; p = next) {
         next = p->next;
         /* A clean end for the peers (raft is closing: what it sent last
