@@ -331,7 +331,7 @@ static int bootstrap(struct consensus *c, char *err, size_t len)
  * than a segment, until that ACK arrives: one commit in a few hundred
  * took 40+ ms. Raft hands the stream to our callbacks first, so we turn
  * Nagle off there. The secure transport gives raft no stream at all (see
- * secure_wrap()) and sets TCP_NODELAY on its own TCP connections. */
+ * io_wrap()) and sets TCP_NODELAY on its own TCP connections. */
 
 static struct consensus *of_transport(struct raft_uv_transport *t)
 {
@@ -391,27 +391,80 @@ static void nodelay_wrap(struct consensus *c)
     c->transport.listen = nodelay_listen;
 }
 
-/* --- raft's messages through the secure transport ----------------------
- * raft_uv would write raft's messages to a stream from its transport, and
- * the secure transport cannot give it one without a socketpair and a pump
- * (two more syscalls and a loop turn per message at each end). raft_io's
- * send() and start() are function pointers raft calls through (raft_uv's
- * own code never calls them), so with a key the messages bypass raft_uv:
- * send() goes to transport_send(), and the receive callback raft passes to
- * start() to transport_set_recv(). raft_uv keeps the disk and its listen()
- * call; its connect() is never used. */
+/* --- raft's messages: the receive guard and the secure transport -------
+ * raft_io's send() and start() are function pointers raft calls through
+ * (raft_uv's own code never calls them). start() is wrapped on both
+ * transports so that every received message passes guard_recv() first.
+ * With a key the messages also bypass raft_uv's streams: raft_uv would
+ * write them to a stream from its transport, and the secure transport
+ * cannot give it one without a socketpair and a pump (two more syscalls
+ * and a loop turn per message at each end); so send() goes to
+ * transport_send(), and received messages come from the transport
+ * (transport_set_recv()). raft_uv keeps the disk and its listen() call;
+ * its connect() is then never used. */
 
 static struct consensus *of_io(struct raft_io *io)
 {
     return (struct consensus *)((char *)io - offsetof(struct consensus, io));
 }
 
-static int secure_start(struct raft_io *io, unsigned msecs,
-                        raft_io_tick_cb tick, raft_io_recv_cb recv)
+raft_term consensus_second_leader(struct raft *r,
+                                  const struct raft_message *m)
+{
+    raft_term term;
+    if (m->type == RAFT_APPEND_ENTRIES)
+        term = m->append_entries.term;
+    else if (m->type == RAFT_INSTALL_SNAPSHOT)
+        term = m->install_snapshot.term;
+    else
+        return 0;
+    return r && raft_state(r) == RAFT_LEADER && raft_current_term(r) == term
+               ? term
+               : 0;
+}
+
+/* What raft_uv allocated for m, which raft would have taken over. */
+static void drop_message(struct raft_message *m)
+{
+    if (m->type == RAFT_APPEND_ENTRIES && m->append_entries.n_entries) {
+        raft_free(m->append_entries.entries[0].batch);
+        raft_free(m->append_entries.entries);
+    } else if (m->type == RAFT_INSTALL_SNAPSHOT) {
+        raft_configuration_close(&m->install_snapshot.conf);
+        raft_free(m->install_snapshot.data.base);
+    }
+}
+
+/* Every received message, before raft: see consensus_second_leader(). */
+static void guard_recv(struct raft_io *io, struct raft_message *m)
 {
     struct consensus *c = of_io(io);
-    transport_set_recv(&c->transport, io, recv);
-    return c->io_start(io, msecs, tick, recv);
+    raft_term term = consensus_second_leader(&c->raft, m);
+    unsigned left_out;
+    if (!term) {
+        c->raft_recv(io, m);
+        return;
+    }
+    if (log_limit_ok(&c->forged_warn, uv_now(c->loop), 5000, &left_out))
+        log_warn("raft message from id %llu at %s: %s of term %llu, which "
+                 "this site leads: dropped (forged: the plain transport "
+                 "authenticates nobody; %u more in the last 5 s)",
+                 (unsigned long long)m->server_id,
+                 m->server_address ? m->server_address : "?",
+                 m->type == RAFT_APPEND_ENTRIES ? "AppendEntries"
+                                                : "InstallSnapshot",
+                 (unsigned long long)term, left_out);
+    drop_message(m);
+}
+
+static int guarded_start(struct raft_io *io, unsigned msecs,
+                         raft_io_tick_cb tick, raft_io_recv_cb recv)
+{
+    struct consensus *c = of_io(io);
+    c->raft_recv = recv;
+    if (transport_secure(&c->transport))
+        transport_set_recv(&c->transport, io, guard_recv);
+    return c->io_start(io, msecs, tick, guard_recv);
 }
 
 static int secure_send(struct raft_io *io, struct raft_io_send *req,
@@ -420,11 +473,12 @@ static int secure_send(struct raft_io *io, struct raft_io_send *req,
     return transport_send(&of_io(io)->transport, req, m, cb);
 }
 
-static void secure_wrap(struct consensus *c)
+static void io_wrap(struct consensus *c)
 {
     c->io_start = c->io.start;
-    c->io.start = secure_start;
-    c->io.send = secure_send;
+    c->io.start = guarded_start;
+    if (transport_secure(&c->transport))
+        c->io.send = secure_send;
 }
 
 static void tune(struct consensus *c)
@@ -480,8 +534,7 @@ int consensus_start(struct consensus *c, uv_loop_t *loop,
         snprintf(err, len, "data-dir %s: %s", cfg->data_dir, c->io.errmsg);
         goto err_transport;
     }
-    if (transport_secure(&c->transport))
-        secure_wrap(c);
+    io_wrap(c);
     raft_uv_set_segment_size(&c->io, (size_t)cfg->segment_kib * 1024);
     c->raft_fsm.version = 2;
     c->raft_fsm.data = c;

@@ -90,7 +90,19 @@ struct consensus {
      * secure transport (see secure_wrap()). */
     int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb,
                     raft_io_recv_cb);
+    raft_io_recv_cb raft_recv; /* raft's, behind guard_recv() */
+    struct log_limit forged_warn;
 };
+
+/* The term of an AppendEntries or InstallSnapshot in m if it equals the
+ * term r (may be NULL) leads, else 0. Raft cannot produce one (one leader
+ * per term), and libraft only asserts that it never arrives: with its
+ * assertions compiled out (NDEBUG, as packaged) a leader takes it down the
+ * follower path and corrupts its state (a double free of the entries'
+ * batch under ASan). Such a message is forged or from a broken peer: the
+ * secure transport closes its connection, the plain one drops it. */
+raft_term consensus_second_leader(struct raft *r,
+                                  const struct raft_message *m);
 
 /* Raft server id of a site: a 64-bit hash of its name, so every agent
  * derives the same id without coordination. Never 0. */

@@ -82,6 +82,7 @@
 #define RAFT_QUEUE_MAX 3   /* sends held per peer while dialling (raft_uv's) */
 #define RAFT_RETRY_MS 250  /* no redial of a peer this soon after a failure */
 #define RAFT_PENDING_MAX (64u << 20) /* unwritten bytes to one peer */
+#define KEEP_BYTES (1u << 20) /* buffers larger than this are not kept */
 #define REFUSALS 32              /* rate-limit slots, by address and error */
 #define REFUSAL_QUIET_MS 30000   /* repeats logged at most this often */
 
@@ -793,6 +794,11 @@ int transport_send(struct raft_uv_transport *t, struct raft_io_send *req,
         }
         proto_raftmsg_write(m, plain);
         write_record(rp->p, rs, plain, n);
+        if (tr->scratch_cap > KEEP_BYTES) { /* a snapshot went out */
+            free(tr->scratch);
+            tr->scratch = NULL;
+            tr->scratch_cap = 0;
+        }
         return 0;
     }
     if (!rp->p)
@@ -841,27 +847,6 @@ static const char *answer_address(struct tr *tr, raft_id id,
     return signed_addr;
 }
 
-/* The term of an AppendEntries or InstallSnapshot in m if it equals the
- * term we lead, else 0. Raft cannot produce one (one leader per term), and
- * libraft only asserts that it never arrives: with its assertions compiled
- * out (NDEBUG, as packaged) a leader takes it down the follower path and
- * corrupts its state (a double free of the entries' batch under ASan). */
-static raft_term second_leader(const struct tr *tr, const struct raft_message *m)
-{
-    struct raft *r = tr->io->data; /* raft_init() sets it */
-    raft_term term;
-    if (m->type == RAFT_APPEND_ENTRIES)
-        term = m->append_entries.term;
-    else if (m->type == RAFT_INSTALL_SNAPSHOT)
-        term = m->install_snapshot.term;
-    else
-        return 0;
-    return r && raft_state(r) == RAFT_LEADER &&
-                   raft_current_term(r) == term
-               ? term
-               : 0;
-}
-
 /* Decodes one record body and hands it to raft as sent by p's site.
  * 0, or a negative value if p must close (already logged). */
 static int deliver(struct pump *p, const uint8_t *body, size_t len)
@@ -878,7 +863,7 @@ static int deliver(struct pump *p, const uint8_t *body, size_t len)
         proto_raftmsg_free(&m);
         return 0;
     }
-    if ((term = second_leader(tr, &m)) != 0) {
+    if ((term = consensus_second_leader(tr->io->data, &m)) != 0) {
         log_warn("peer %s %s: raft message: %s of term %llu to this site, "
                  "its leader: connection closed", p->peer, p->site,
                  m.type == RAFT_APPEND_ENTRIES ? "AppendEntries"
@@ -936,6 +921,8 @@ static int raft_records(struct pump *p, const uint8_t *in, size_t len)
             p->rx.len = left;
         }
     }
+    if (p->rx.len == 0 && p->rx.cap > KEEP_BYTES)
+        channel_buf_free(&p->rx); /* a snapshot went through */
     return 0;
 }
 
