@@ -872,6 +872,13 @@ static int deliver(struct pump *p, const uint8_t *body, size_t len)
         proto_raftmsg_free(&m);
         return -EPROTO;
     }
+    if (m.type == RAFT_REQUEST_VOTE &&
+        m.request_vote.candidate_id != consensus_site_id(p->site)) {
+        log_warn("peer %s %s: raft message: RequestVote for candidate %llu, "
+                 "not this site's id: connection closed", p->peer, p->site,
+                 (unsigned long long)m.request_vote.candidate_id);
+        return -EPROTO;
+    }
     tr->stats.raft_received++;
     m.server_id = consensus_site_id(p->site);
     m.server_address = answer_address(tr, m.server_id, p->ch.peer_addr);

@@ -184,6 +184,14 @@ def test(env):
              F.name, F.peer)
     leading(c, li, term)
 
+    # (e2) a vote asked for another site's id on F's channel: refused.
+    other = [a for a in c.agents if a.name not in (L.name, F.name)][0]
+    expect_closed(probe, L, [record(request_vote(1, site_id(other.name), 1,
+                                                 1))],
+                  ["RequestVote for candidate %d, not this site's id" %
+                   site_id(other.name)], "RequestVote for another site")
+    leading(c, li, term)
+
     # (f) F claiming to lead L's own term: an InstallSnapshot, then an
     # AppendEntries with one entry. Raft only asserts that this never
     # happens; L must close the connection, not take it (libraft as
