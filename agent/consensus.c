@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "../proto/err.h"
+#include "../proto/raftmsg.h"
 #include "log.h"
 #include "transport.h"
 
@@ -423,18 +424,6 @@ raft_term consensus_second_leader(struct raft *r,
                : 0;
 }
 
-/* What raft_uv allocated for m, which raft would have taken over. */
-static void drop_message(struct raft_message *m)
-{
-    if (m->type == RAFT_APPEND_ENTRIES && m->append_entries.n_entries) {
-        raft_free(m->append_entries.entries[0].batch);
-        raft_free(m->append_entries.entries);
-    } else if (m->type == RAFT_INSTALL_SNAPSHOT) {
-        raft_configuration_close(&m->install_snapshot.conf);
-        raft_free(m->install_snapshot.data.base);
-    }
-}
-
 /* Every received message, before raft: see consensus_second_leader(). */
 static void guard_recv(struct raft_io *io, struct raft_message *m)
 {
@@ -454,7 +443,9 @@ static void guard_recv(struct raft_io *io, struct raft_message *m)
                  m->type == RAFT_APPEND_ENTRIES ? "AppendEntries"
                                                 : "InstallSnapshot",
                  (unsigned long long)term, left_out);
-    drop_message(m);
+    /* What raft_uv allocated for m, as proto_raftmsg_decode() does:
+     * raft would have taken it over. */
+    proto_raftmsg_free(m);
 }
 
 static int guarded_start(struct raft_io *io, unsigned msecs,

@@ -188,6 +188,12 @@ static void gauge(FILE *f, const char *name, const char *help, double v)
     sample1(f, name, NULL, NULL, v);
 }
 
+static void counter(FILE *f, const char *name, const char *help, double v)
+{
+    family(f, name, "counter", help);
+    sample1(f, name, NULL, NULL, v);
+}
+
 static const char *state_label(int s)
 {
     switch (s) {
@@ -325,15 +331,12 @@ static void render_peers(FILE *f, struct agent *a)
                     in ? "in" : "out", st.conns[p][in]);
     gauge(f, "virtcloud_peer_handshakes", "Peer connections still in the "
           "handshake.", st.handshaking);
-    family(f, "virtcloud_peer_refused_total", "counter",
-           "Peer connections refused or timed out in the handshake "
-           "(unknown or wrong key, garbage, slow, over a cap).");
-    sample1(f, "virtcloud_peer_refused_total", NULL, NULL,
-            (double)st.refused);
-    family(f, "virtcloud_peer_errors_total", "counter",
-           "Authenticated peer channels closed on data that failed to "
-           "authenticate or decode.");
-    sample1(f, "virtcloud_peer_errors_total", NULL, NULL, (double)st.errors);
+    counter(f, "virtcloud_peer_refused_total", "Peer connections refused or "
+            "timed out in the handshake (unknown or wrong key, garbage, "
+            "slow, over a cap).", (double)st.refused);
+    counter(f, "virtcloud_peer_errors_total", "Authenticated peer channels "
+            "closed on data that failed to authenticate or decode.",
+            (double)st.errors);
     family(f, "virtcloud_raft_messages_total", "counter",
            "Raft messages through the secure transport, by direction and "
            "result.");
@@ -405,15 +408,11 @@ static void render_reconcile(FILE *f)
     if (m.driver_errors[DRIVERS_MAX])
         sample1(f, "virtcloud_driver_errors_total", "driver", "other",
                 (double)m.driver_errors[DRIVERS_MAX]);
-    family(f, "virtcloud_drift_repairs_total", "counter",
-           "Changes timed passes made to undo configuration changed by "
-           "hand (drift mode repair).");
-    sample1(f, "virtcloud_drift_repairs_total", NULL, NULL,
+    counter(f, "virtcloud_drift_repairs_total", "Changes timed passes made "
+            "to undo configuration changed by hand (drift mode repair).",
             (double)m.drift_repaired);
-    family(f, "virtcloud_drift_reported_total", "counter",
-           "VLANs found differing by timed passes in drift mode report.");
-    sample1(f, "virtcloud_drift_reported_total", NULL, NULL,
-            (double)m.drift_reported);
+    counter(f, "virtcloud_drift_reported_total", "VLANs found differing by "
+            "timed passes in drift mode report.", (double)m.drift_reported);
 }
 
 char *metrics_render(struct agent *a, size_t *len)
