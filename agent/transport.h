@@ -70,10 +70,10 @@ void transport_set_self(struct raft_uv_transport *t,
  *
  * Agents forward client requests (and health pings) to each other over the
  * same authenticated, encrypted channel as raft, to the peer (raft) listen
- * address, with purpose CHANNEL_FORWARD in the handshake. Unlike raft's
- * connections these are served in-process, without a socketpair (that
- * cost 4 syscalls and 2 loop iterations per forwarded burst each way):
- * the user attaches to the established channel, gets the decrypted byte
+ * address, with purpose CHANNEL_FORWARD in the handshake. Like raft's
+ * messages they are served in-process, without a socketpair (that cost 4
+ * syscalls and 2 loop iterations per forwarded burst each way): the user
+ * attaches to the established channel, gets the decrypted byte
  * stream (request and response frames, proto/frame.h) through on_data and
  * writes with transport_chan_write(). transport_revalidate() covers these
  * connections as well. Secure transport only. */
