@@ -87,7 +87,7 @@ struct consensus {
     int (*tr_listen)(struct raft_uv_transport *, raft_uv_accept_cb);
     raft_uv_accept_cb raft_accept_cb;
     /* raft_uv's start(), wrapped to route raft's messages through the
-     * secure transport (see secure_wrap()). */
+     * secure transport (see io_wrap()). */
     int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb,
                     raft_io_recv_cb);
     raft_io_recv_cb raft_recv; /* raft's, behind guard_recv() */

@@ -56,7 +56,10 @@
  *   flushes (uv_shutdown, bounded by CLOSE_GRACE_MS) and closes.
  * - transport close (raft_close): stop listening, close every pump,
  *   complete every send still pending; the close callback fires once
- *   every handle is closed and every send completed.
+ *   every handle is closed and every send completed. A send once closing
+ *   has started fails at once (RAFT_CANCELED, no callback).
+ * - an incomplete record that makes no progress for RECORD_IDLE_MS closes
+ *   the connection (a peer cannot pin a large receive buffer).
  */
 #include "transport.h"
 
@@ -79,10 +82,11 @@
 
 #define READ_BYTES (64 * 1024)
 #define CLOSE_GRACE_MS 1000
-#define RAFT_QUEUE_MAX 3   /* sends held per peer while dialling (raft_uv's) */
+#define RAFT_QUEUE_MAX 64  /* sends held per peer while dialling */
 #define RAFT_RETRY_MS 250  /* no redial of a peer this soon after a failure */
 #define RAFT_PENDING_MAX (64u << 20) /* unwritten bytes to one peer */
 #define KEEP_BYTES (1u << 20) /* buffers larger than this are not kept */
+#define RECORD_IDLE_MS 30000  /* an incomplete record may wait this long */
 #define REFUSALS 32              /* rate-limit slots, by address and error */
 #define REFUSAL_QUIET_MS 30000   /* repeats logged at most this often */
 
@@ -568,14 +572,15 @@ static void pump_finish(struct pump *p)
 /* Completes the sends done or failed so far: raft's callbacks. */
 static void flush_done(struct tr *tr)
 {
-    struct rsend *rs;
-    while ((rs = tr->done)) {
-        tr->done = rs->next;
+    /* Detached first: a callback may send again, completing later. */
+    struct rsend *rs = tr->done, *next;
+    tr->done = tr->done_tail = NULL;
+    for (; rs; rs = next) {
+        next = rs->next;
         rs->cb(rs->req, rs->status);
         free(rs->buf);
         free(rs);
     }
-    tr->done_tail = NULL;
 }
 
 static void check_cb(uv_check_t *h)
@@ -772,6 +777,11 @@ int transport_send(struct raft_uv_transport *t, struct raft_io_send *req,
     size_t n = proto_raftmsg_size(m);
     uint8_t *plain;
     req->cb = cb;
+    /* Closing: raft may still send (a snapshot it finished loading), but
+     * our close callback may have fired already, after which nothing would
+     * complete the request. raft frees the message itself on an error. */
+    if (tr->closing)
+        return RAFT_CANCELED;
     if (!(rs = calloc(1, sizeof *rs)))
         return RAFT_NOMEM;
     rs->tr = tr;
@@ -783,7 +793,7 @@ int transport_send(struct raft_uv_transport *t, struct raft_io_send *req,
         complete_later(tr, rs, RAFT_INVALID);
         return 0;
     }
-    if (tr->closing || !(rp = rpeer_get(tr, m->server_id, m->server_address))) {
+    if (!(rp = rpeer_get(tr, m->server_id, m->server_address))) {
         complete_later(tr, rs, RAFT_NOCONNECTION);
         return 0;
     }
@@ -851,6 +861,7 @@ static const char *answer_address(struct tr *tr, raft_id id,
  * 0, or a negative value if p must close (already logged). */
 static int deliver(struct pump *p, const uint8_t *body, size_t len)
 {
+    char addr[CHANNEL_ADDR_MAX];
     raft_term term;
     struct tr *tr = p->tr;
     struct raft_message m;
@@ -881,9 +892,25 @@ static int deliver(struct pump *p, const uint8_t *body, size_t len)
     }
     tr->stats.raft_received++;
     m.server_id = consensus_site_id(p->site);
-    m.server_address = answer_address(tr, m.server_id, p->ch.peer_addr);
+    /* A copy: raft may send to this id from the callback, and a send to
+     * a new address rewrites the rpeer's. */
+    snprintf(addr, sizeof addr, "%s",
+             answer_address(tr, m.server_id, p->ch.peer_addr));
+    m.server_address = addr;
     tr->recv_cb(tr->io, &m); /* raft owns what m carries now */
     return 0;
+}
+
+static void record_idle_cb(uv_timer_t *t)
+{
+    struct pump *p = t->data;
+    if (p->closing || p->finishing)
+        return;
+    log_warn("peer %s %s: raft record incomplete for %d ms (%zu bytes of "
+             "it): connection closed", p->peer, p->site, RECORD_IDLE_MS,
+             p->rx.len);
+    p->tr->stats.errors++;
+    pump_hard_close(p);
 }
 
 /* Feeds decrypted bytes of an incoming raft connection: every complete
@@ -930,6 +957,10 @@ static int raft_records(struct pump *p, const uint8_t *in, size_t len)
     }
     if (p->rx.len == 0 && p->rx.cap > KEEP_BYTES)
         channel_buf_free(&p->rx); /* a snapshot went through */
+    if (p->rx.len) /* restarted on every read that brings more */
+        uv_timer_start(&p->timer, record_idle_cb, RECORD_IDLE_MS, 0);
+    else
+        uv_timer_stop(&p->timer);
     return 0;
 }
 

@@ -151,11 +151,13 @@ void transport_set_serve(struct raft_uv_transport *t, transport_serve_fn fn,
 
 /* raft_io's send(): encodes m, seals it and writes it on the connection to
  * m->server_id (dialling it at m->server_address if needed). Returns 0, or
- * RAFT_NOMEM (nothing sent, cb will not fire); otherwise cb fires exactly
- * once, from the loop, never inside this call: 0 once written,
- * RAFT_NOCONNECTION (peer unreachable, its key unknown, too much
- * unwritten), RAFT_CANCELED (transport closing). m is only read during the
- * call. */
+ * RAFT_NOMEM or RAFT_CANCELED (the transport is closing): nothing sent,
+ * cb will not fire. After 0, cb fires exactly once, from the loop, never
+ * inside this call: 0 once written, RAFT_NOCONNECTION (peer unreachable,
+ * its key unknown, more than 64 MiB unwritten to it, or dropped from a
+ * full dial queue), RAFT_INVALID (m cannot be encoded: over the limits
+ * of proto/raftmsg.h), RAFT_NOMEM, RAFT_CANCELED (closed meanwhile). m is
+ * only read during the call. */
 int transport_send(struct raft_uv_transport *t, struct raft_io_send *req,
                    const struct raft_message *m, raft_io_send_cb cb);
 

@@ -298,7 +298,10 @@ static int decode_entries(struct in *in, struct raft_append_entries *a,
         if (type < RAFT_COMMAND || type > RAFT_CHANGE)
             return bad(errmsg, errlen, "raft message: entry %u has type %u",
                        i, type);
-        total += len; /* <= n * 2^32: no overflow in a size_t */
+        if (len > in->left - total) /* no sum can wrap, even 32-bit */
+            return bad(errmsg, errlen, "raft message: entry %u of %u bytes "
+                       "past the body", i, len);
+        total += len;
     }
     if (total != heads.left)
         return bad(errmsg, errlen, "raft message: entries announce %zu "
