@@ -106,17 +106,34 @@ static int apply_cb(struct raft_fsm *rf, const struct raft_buffer *buf,
     return 0;
 }
 
+/* The snapshot is encoded on the loop thread (libraft 0.22.1 calls
+ * snapshot() there, and snapshot_async() too), into a buffer kept from one
+ * snapshot to the next: a fresh one of ~14 MiB cost more than the encoding
+ * itself (page faults on every new page, realloc copies while growing, and
+ * a munmap when freed). The price is that memory held between snapshots;
+ * it is let go when a snapshot needs less than a quarter of it. */
 static int snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[],
                        unsigned *n)
 {
     struct consensus *c = rf->data;
-    struct mp_buf b;
-    mp_buf_init(&b);
-    if (fsm_snapshot(c->fsm, &b) != 0 || !(*bufs = raft_malloc(sizeof **bufs))) {
-        mp_buf_close(&b);
+    struct mp_buf fresh, *b = &c->snap;
+    if (c->snap_lent) { /* raft still has it: not expected, but safe */
+        mp_buf_init(&fresh);
+        b = &fresh;
+    }
+    mp_buf_reset(b);
+    if (fsm_snapshot(c->fsm, b) != 0 || !(*bufs = raft_malloc(sizeof **bufs))) {
+        mp_buf_close(b);
         return RAFT_NOMEM;
     }
-    (*bufs)[0].base = mp_buf_take(&b, &(*bufs)[0].len);
+    (*bufs)[0].len = b->len;
+    if (b == &c->snap) {
+        (*bufs)[0].base = b->data;
+        c->snap_lent = true;
+    } else {
+        size_t len;
+        (*bufs)[0].base = mp_buf_take(b, &len);
+    }
     *n = 1;
     log_debug("snapshot taken: %zu bytes", (*bufs)[0].len);
     return 0;
@@ -125,9 +142,17 @@ static int snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[],
 static int snapshot_finalize_cb(struct raft_fsm *rf, struct raft_buffer *bufs[],
                                 unsigned *n)
 {
-    (void)rf;
+    struct consensus *c = rf->data;
     if (*bufs) {
-        free((*bufs)[0].base);
+        void *base = (*bufs)[0].base;
+        size_t len = (*bufs)[0].len;
+        if (c->snap_lent && base == c->snap.data) {
+            c->snap_lent = false;
+            if (c->closing || len < c->snap.cap / 4)
+                mp_buf_close(&c->snap);
+        } else {
+            free(base);
+        }
         raft_free(*bufs);
     }
     *bufs = NULL;
@@ -942,6 +967,8 @@ static void raft_closed_cb(struct raft *r)
     msgpack_zone_destroy(&c->zone);
     free(c->cmds);
     c->cmds = NULL;
+    if (!c->snap_lent) /* else snapshot_finalize() frees it */
+        mp_buf_close(&c->snap);
     if (c->close_cb)
         c->close_cb(c);
 }

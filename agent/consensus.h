@@ -92,6 +92,10 @@ struct consensus {
                     raft_io_recv_cb);
     raft_io_recv_cb raft_recv; /* raft's, behind guard_recv() */
     struct log_limit forged_warn;
+    /* The snapshot buffer, kept between snapshots (see snapshot_cb()):
+     * lent to raft from snapshot() to snapshot_finalize(). */
+    struct mp_buf snap;
+    bool snap_lent;
 };
 
 /* The term of an AppendEntries or InstallSnapshot in m if it equals the

@@ -151,20 +151,51 @@ int fsm_audit_record(struct fsm_audit *a, const struct proto_cmd *cmd,
 
 /* --- snapshot ------------------------------------------------------------ */
 
-void fsm_audit_pack(msgpack_packer *pk, const struct fsm_audit *a)
+#define AUDIT_AHEAD 8 /* entries whose texts are prefetched */
+
+/* Up to FSM_AUDIT_MAX records, so written with direct stores: one pass
+ * over each entry's texts for their lengths, one reservation per record.
+ * Same bytes as the fields through msgpack-c's packer. */
+void fsm_audit_pack(struct mp_buf *b, const struct fsm_audit *a)
 {
-    msgpack_pack_array(pk, 2);
-    msgpack_pack_uint64(pk, a->next_seq);
-    msgpack_pack_array(pk, a->len);
-    for (uint32_t i = 0; i < a->len; i++) {
-        const struct fsm_audit_entry *e = fsm_audit_at(a, i);
-        msgpack_pack_array(pk, 4 + AUDIT_NTEXT);
-        msgpack_pack_uint64(pk, e->seq);
-        msgpack_pack_uint64(pk, e->time_ms);
-        msgpack_pack_uint8(pk, e->type);
-        msgpack_pack_int32(pk, e->code);
-        for (int k = 0; k < AUDIT_NTEXT; k++)
-            mp_pack_cstr(pk, fsm_audit_text(e, (enum fsm_audit_text)k));
+    mp_put_array(b, 2);
+    mp_put_uint(b, a->next_seq);
+    mp_put_array(b, a->len);
+    for (uint32_t i = 0, k = a->head; i < a->len; i++) {
+        const struct fsm_audit_entry *e = &a->ring[k];
+        /* Each entry's texts are a block of their own, scattered over a
+         * long-running agent's heap: a cache miss apiece, most of the
+         * trail's cost. Start loading those AUDIT_AHEAD entries on. */
+        if (i + AUDIT_AHEAD < a->len) {
+            uint32_t ka = k + AUDIT_AHEAD; /* < 2 cap: cap >= len */
+            const char *ahead = a->ring[ka < a->cap ? ka : ka - a->cap].text;
+            __builtin_prefetch(ahead);
+            __builtin_prefetch(ahead + 64);
+        }
+        const char *t[AUDIT_NTEXT];
+        uint32_t n[AUDIT_NTEXT];
+        size_t total = 0;
+        const char *s = e->text;
+        for (int j = 0; j < AUDIT_NTEXT; j++) {
+            t[j] = s;
+            n[j] = (uint32_t)strlen(s);
+            total += n[j];
+            s += n[j] + 1;
+        }
+        /* array 1, seq 9, time 9, type 2, code 5, texts 5 + n each */
+        uint8_t *p0 = mp_buf_room(b, 26 + 5 * AUDIT_NTEXT + total), *p;
+        if (!p0)
+            return;
+        p = mp_w_array(p0, 4 + AUDIT_NTEXT);
+        p = mp_w_uint(p, e->seq);
+        p = mp_w_uint(p, e->time_ms);
+        p = mp_w_uint(p, e->type);
+        p = mp_w_int(p, e->code);
+        for (int j = 0; j < AUDIT_NTEXT; j++)
+            p = mp_w_str(p, t[j], n[j]);
+        b->len += (size_t)(p - p0);
+        if (++k == a->cap)
+            k = 0;
     }
 }
 

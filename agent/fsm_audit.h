@@ -75,7 +75,7 @@ const char *fsm_audit_text(const struct fsm_audit_entry *e,
 
 /* Snapshot section: [next_seq, [[seq, time_ms, type, code, req_id,
  * origin, name, sites, msg], ...]] oldest first. */
-void fsm_audit_pack(msgpack_packer *pk, const struct fsm_audit *a);
+void fsm_audit_pack(struct mp_buf *b, const struct fsm_audit *a);
 
 /* Replaces a's content with the section o (as packed above). Bounded and
  * total: a malformed section returns VC_EMALFORMED with errmsg, a failed
