@@ -23,8 +23,9 @@
  * meanwhile (RAFT_QUEUE_MAX at most) are sealed and written, later ones at
  * once. Incoming: accept -> msg1 (the key must be pinned; the site, hence
  * the raft id, comes from the key) -> msg2 -> msg3 (the peer proves its
- * key) -> each record received goes to raft with that id and the peer's
- * signed raft address as its sender.
+ * key) -> each record received goes to raft with that id as its sender,
+ * at the address we already send to it at (else the one it signed: see
+ * answer_address()).
  *
  * Failure modes:
  * - no key pinned for the id, connect refused, handshake failure or no
