@@ -230,8 +230,14 @@ static int ident_of_key(struct agent *a, const struct proto_request *req,
         mp_str_copy(req->cmd.name, id->name, sizeof id->name);
         return 0;
     }
-    snprintf(errmsg, errlen, "key %s is not bound to a role here (an admin "
-             "adds it with virtcloud role add)", id->key);
+    if (consensus_is_leader(&a->cons))
+        snprintf(errmsg, errlen, "key %s is not bound to a role here (an "
+                 "admin adds it with virtcloud role add)", id->key);
+    else /* replicas apply a new binding a heartbeat or so after commit */
+        snprintf(errmsg, errlen, "key %s is not bound to a role here (an "
+                 "admin adds it with virtcloud role add; if one did just "
+                 "now, this agent may not have applied it yet: retry, or "
+                 "ask the leader's agent)", id->key);
     return VC_EDENIED;
 }
 

@@ -114,6 +114,15 @@ def check_roles(env, c, adm):
     stranger, _ = sp.keygen(env, "stranger")
     denied(cli(c, 0, stranger, "cluster", "list"), "not bound to a role",
            stranger)
+    # A follower says it may lag behind a binding added just now; the
+    # leader, which commits bindings, does not.
+    li = c.wait_leader()
+    r = cli(c, c.followers(li)[0], stranger, "cluster", "list")
+    denied(r, "not bound to a role", "may not have applied it yet")
+    r = cli(c, li, stranger, "cluster", "list")
+    denied(r, "not bound to a role")
+    vc.check("may not have applied" not in r.doc["message"], "the leader "
+             "suggests it lags: %r", r.doc["message"])
     r = cli(c, 0, adm, "role", "remove", "bob")
     vc.check(r.rc == 0, "role remove bob: %r", r)
     denied(cli(c, 0, bob, "cluster", "show", "c-bob"), "not bound")
