@@ -313,6 +313,20 @@ void snap_take(const struct fsm *f, struct mp_buf *b)
     assert_false(b->oom);
 }
 
+void snap_restore_same(const struct fsm *f, struct fsm *g)
+{
+    struct mp_buf a, b;
+    char err[256];
+    snap_take(f, &a);
+    assert_int_equal(fsm_init(g), 0);
+    if (fsm_restore(g, a.data, a.len, err, sizeof err) != 0)
+        fail_msg("restore of a fresh snapshot: %s", err);
+    snap_take(g, &b);
+    assert_bufs_equal(&a, &b);
+    mp_buf_close(&a);
+    mp_buf_close(&b);
+}
+
 void assert_bufs_equal(const struct mp_buf *a, const struct mp_buf *b)
 {
     if (a->len != b->len) {

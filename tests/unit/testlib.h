@@ -106,6 +106,9 @@ void snap_take(const struct fsm *f, struct mp_buf *b);
 /* Asserts that f's snapshot equals the bytes in b. */
 void assert_snap_is(const struct fsm *f, const struct mp_buf *b);
 void assert_bufs_equal(const struct mp_buf *a, const struct mp_buf *b);
+/* Restores f's snapshot into g (initialised here; the caller closes it)
+ * and asserts that g's snapshot is the same bytes. */
+void snap_restore_same(const struct fsm *f, struct fsm *g);
 
 /* Checks every internal invariant of f: per-site used/free bitmaps agree
  * with the clusters' slots, no VLAN is held twice at a site, slot counts,
