@@ -81,43 +81,6 @@ static inline size_t mp_store_be(uint8_t *p, uint8_t type, uint64_t v,
     return 1 + (size_t)n;
 }
 
-static inline void mp_put_uint(struct mp_buf *b, uint64_t v)
-{
-    uint8_t *p = mp_buf_room(b, 9);
-    if (!p)
-        return;
-    if (v < 0x80)
-        p[0] = (uint8_t)v, b->len += 1;
-    else if (v <= UINT8_MAX)
-        b->len += mp_store_be(p, 0xcc, v, 1);
-    else if (v <= UINT16_MAX)
-        b->len += mp_store_be(p, 0xcd, v, 2);
-    else if (v <= UINT32_MAX)
-        b->len += mp_store_be(p, 0xce, v, 4);
-    else
-        b->len += mp_store_be(p, 0xcf, v, 8);
-}
-
-static inline void mp_put_array(struct mp_buf *b, uint32_t n)
-{
-    uint8_t *p = mp_buf_room(b, 5);
-    if (!p)
-        return;
-    if (n < 16)
-        p[0] = (uint8_t)(0x90 | n), b->len += 1;
-    else if (n <= UINT16_MAX)
-        b->len += mp_store_be(p, 0xdc, n, 2);
-    else
-        b->len += mp_store_be(p, 0xdd, n, 4);
-}
-
-static inline void mp_put_bool(struct mp_buf *b, bool v)
-{
-    uint8_t *p = mp_buf_room(b, 1);
-    if (p)
-        p[0] = v ? 0xc3 : 0xc2, b->len += 1;
-}
-
 /* memcpy for the short strings of commands without a libc call: two
  * overlapping loads and stores cover 4..16 bytes, staying inside both. */
 static inline void mp_copy_short(uint8_t *d, const char *s, size_t n)
@@ -142,27 +105,9 @@ static inline void mp_copy_short(uint8_t *d, const char *s, size_t n)
     }
 }
 
-static inline void mp_put_str(struct mp_buf *b, struct mp_str s)
-{
-    uint8_t *p = mp_buf_room(b, 5 + (size_t)s.n);
-    size_t h;
-    if (!p)
-        return;
-    if (s.n < 32)
-        p[0] = (uint8_t)(0xa0 | s.n), h = 1;
-    else if (s.n <= UINT8_MAX)
-        h = mp_store_be(p, 0xd9, s.n, 1);
-    else if (s.n <= UINT16_MAX)
-        h = mp_store_be(p, 0xda, s.n, 2);
-    else
-        h = mp_store_be(p, 0xdb, s.n, 4);
-    mp_copy_short(p + h, s.p, s.n);
-    b->len += h + s.n;
-}
-
-/* Unchecked writers for bulk encoders (snapshots): the caller reserves the
- * worst case of a whole record with one mp_buf_room(), writes its values
- * at p and adds p - start to b->len. Same bytes as msgpack-c's packer
+/* Unchecked writers, under the mp_put_*() below, and for bulk encoders
+ * (snapshots): the caller reserves the worst case of a whole record with
+ * one mp_buf_room(), writes its values at p and adds p - start to b->len. Same bytes as msgpack-c's packer
  * (smallest form). Worst cases: uint 9, int 9, array 5, str 5 + n. */
 static inline uint8_t *mp_w_uint(uint8_t *p, uint64_t v)
 {
@@ -220,6 +165,34 @@ static inline uint8_t *mp_w_str(uint8_t *p, const char *s, uint32_t n)
         p += mp_store_be(p, 0xdb, n, 4);
     mp_copy_short(p, s, n);
     return p + n;
+}
+
+static inline void mp_put_uint(struct mp_buf *b, uint64_t v)
+{
+    uint8_t *p = mp_buf_room(b, 9);
+    if (p)
+        b->len += (size_t)(mp_w_uint(p, v) - p);
+}
+
+static inline void mp_put_array(struct mp_buf *b, uint32_t n)
+{
+    uint8_t *p = mp_buf_room(b, 5);
+    if (p)
+        b->len += (size_t)(mp_w_array(p, n) - p);
+}
+
+static inline void mp_put_bool(struct mp_buf *b, bool v)
+{
+    uint8_t *p = mp_buf_room(b, 1);
+    if (p)
+        p[0] = v ? 0xc3 : 0xc2, b->len += 1;
+}
+
+static inline void mp_put_str(struct mp_buf *b, struct mp_str s)
+{
+    uint8_t *p = mp_buf_room(b, 5 + (size_t)s.n);
+    if (p)
+        b->len += (size_t)(mp_w_str(p, s.p, s.n) - p);
 }
 
 /* Packer writing into b. */
