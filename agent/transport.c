@@ -96,7 +96,6 @@ struct pump;
 /* One raft send: raft's request until its callback fires. */
 struct rsend {
     uv_write_t w;
-    struct tr *tr;
     struct pump *p; /* the connection written to */
     struct raft_io_send *req;
     raft_io_send_cb cb;
@@ -570,6 +569,18 @@ static void pump_finish(struct pump *p)
 
 /* --- raft's messages ------------------------------------------------------ */
 
+/* Appends rs to the list head..tail. */
+static void rsend_append(struct rsend **head, struct rsend **tail,
+                         struct rsend *rs)
+{
+    rs->next = NULL;
+    if (*tail)
+        (*tail)->next = rs;
+    else
+        *head = rs;
+    *tail = rs;
+}
+
 /* Completes the sends done or failed so far: raft's callbacks. */
 static void flush_done(struct tr *tr)
 {
@@ -605,12 +616,7 @@ static void complete_later(struct tr *tr, struct rsend *rs, int status)
             status = RAFT_CANCELED;
     }
     rs->status = status;
-    rs->next = NULL;
-    if (tr->done_tail)
-        tr->done_tail->next = rs;
-    else
-        tr->done = rs;
-    tr->done_tail = rs;
+    rsend_append(&tr->done, &tr->done_tail, rs);
     if (tr->check_open && !tr->closing)
         uv_check_start(&tr->check, check_cb);
 }
@@ -785,7 +791,6 @@ int transport_send(struct raft_uv_transport *t, struct raft_io_send *req,
         return RAFT_CANCELED;
     if (!(rs = calloc(1, sizeof *rs)))
         return RAFT_NOMEM;
-    rs->tr = tr;
     rs->req = req;
     rs->cb = cb;
     if (n == 0 || strlen(m->server_address) >= sizeof rp->address) {
@@ -820,11 +825,7 @@ int transport_send(struct raft_uv_transport *t, struct raft_io_send *req,
     }
     proto_raftmsg_write(m, rs->buf);
     rs->len = n;
-    if (rp->queue_tail)
-        rp->queue_tail->next = rs;
-    else
-        rp->queue = rs;
-    rp->queue_tail = rs;
+    rsend_append(&rp->queue, &rp->queue_tail, rs);
     if (++rp->queued > RAFT_QUEUE_MAX) { /* the oldest is the stalest */
         struct rsend *old = rp->queue;
         rp->queue = old->next;
@@ -863,6 +864,7 @@ static const char *answer_address(struct tr *tr, raft_id id,
 static int deliver(struct pump *p, const uint8_t *body, size_t len)
 {
     char addr[CHANNEL_ADDR_MAX];
+    raft_id id = consensus_site_id(p->site);
     raft_term term;
     struct tr *tr = p->tr;
     struct raft_message m;
@@ -884,15 +886,14 @@ static int deliver(struct pump *p, const uint8_t *body, size_t len)
         proto_raftmsg_free(&m);
         return -EPROTO;
     }
-    if (m.type == RAFT_REQUEST_VOTE &&
-        m.request_vote.candidate_id != consensus_site_id(p->site)) {
+    if (m.type == RAFT_REQUEST_VOTE && m.request_vote.candidate_id != id) {
         log_warn("peer %s %s: raft message: RequestVote for candidate %llu, "
                  "not this site's id: connection closed", p->peer, p->site,
                  (unsigned long long)m.request_vote.candidate_id);
         return -EPROTO;
     }
     tr->stats.raft_received++;
-    m.server_id = consensus_site_id(p->site);
+    m.server_id = id;
     /* A copy: raft may send to this id from the callback, and a send to
      * a new address rewrites the rpeer's. */
     snprintf(addr, sizeof addr, "%s",
