@@ -126,13 +126,12 @@ static int snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[],
         mp_buf_close(b);
         return RAFT_NOMEM;
     }
-    (*bufs)[0].len = b->len;
     if (b == &c->snap) {
         (*bufs)[0].base = b->data;
+        (*bufs)[0].len = b->len;
         c->snap_lent = true;
     } else {
-        size_t len;
-        (*bufs)[0].base = mp_buf_take(b, &len);
+        (*bufs)[0].base = mp_buf_take(b, &(*bufs)[0].len);
     }
     *n = 1;
     log_debug("snapshot taken: %zu bytes", (*bufs)[0].len);
@@ -420,8 +419,10 @@ static void nodelay_wrap(struct consensus *c)
 /* --- raft's messages: the receive guard and the secure transport -------
  * raft_io's send() and start() are function pointers raft calls through
  * (raft_uv's own code never calls them). start() is wrapped on both
- * transports so that every received message passes guard_recv() first.
- * With a key the messages also bypass raft_uv's streams: raft_uv would
+ * transports so that every received message is checked by
+ * consensus_second_leader() first: guard_recv() for raft_uv's, the
+ * transport's deliver() with a key. With a key the messages also bypass
+ * raft_uv's streams: raft_uv would
  * write them to a stream from its transport, and the secure transport
  * cannot give it one without a socketpair and a pump (two more syscalls
  * and a loop turn per message at each end); so send() goes to
@@ -478,8 +479,10 @@ static int guarded_start(struct raft_io *io, unsigned msecs,
 {
     struct consensus *c = of_io(io);
     c->raft_recv = recv;
+    /* The secure transport makes the same check itself, and closes the
+     * connection the message came on: it delivers straight to raft. */
     if (transport_secure(&c->transport))
-        transport_set_recv(&c->transport, io, guard_recv);
+        transport_set_recv(&c->transport, io, recv);
     return c->io_start(io, msecs, tick, guard_recv);
 }
 
