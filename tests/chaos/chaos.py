@@ -264,6 +264,10 @@ def start_cluster(env, dir, args):
     for a in c.agents:
         a.start()
     wait_ready(c, 90)
+    for a in c.agents:
+        vc.check(os.environ.get("VC_SECURE") != "1" or
+                 "peer traffic authenticated and encrypted" in a.log_text(),
+                 "%s: VC_SECURE=1 but not on the secure transport", a.name)
     return c, proxy, tmpfs
 
 
